@@ -1,0 +1,289 @@
+/**
+ * The connector contract: everything a platform plugin implements and everything
+ * core hands it. One file, grouped by concern. A plugin knows its platform and
+ * nothing of Kit's wire format; core knows Kit and nothing of any platform.
+ *
+ * Required: {@link ChannelConnector}. Optional capabilities are separate small
+ * interfaces ({@link TypingCapable}, ...) that core discovers at run time with the
+ * type guards at the end of this file, so a new connector starts tiny.
+ */
+import type { Readable } from 'node:stream';
+import type { Logger } from './logger.js';
+import type { MediaKind } from './kit/schemas.js';
+import type { RouteHandler } from './http/router.js';
+
+export type { MediaKind } from './kit/schemas.js';
+
+// ---------------------------------------------------------------- identity and profile
+
+/**
+ * Who the customer is. `clientId` is stable per customer and self-describing
+ * (`tg:<chat_id>`, `dc:<user_id>`, `sl:<team>:<user>`): the plugin owns the format
+ * and must be able to route a reply from the id alone, even with an empty store.
+ */
+export interface ClientIdentity {
+  clientId: string;
+  /**
+   * Anything extra the plugin needs to reach the customer (a DM channel id, a
+   * thread ts). JSON-serialisable; stored and handed back on every delivery.
+   */
+  address?: JsonObject;
+  profile?: ClientProfile;
+}
+
+/** Profile fields that map onto Kit's client_data. All optional. */
+export interface ClientProfile {
+  displayName?: string;
+  phone?: string;
+  email?: string;
+  /** IETF tag or platform language code, e.g. `en`, `pt-br`. */
+  language?: string;
+  /** The customer's picture, served to Kit through the media proxy. */
+  avatar?: AttachmentRef;
+  utm?: { source?: string; campaign?: string; content?: string; medium?: string; term?: string };
+  page?: { url?: string; title?: string };
+  device?: { type?: string; model?: string; user_agent?: string };
+}
+
+// ---------------------------------------------------------------- customer -> Kit
+
+/**
+ * A platform file the plugin can fetch later. `ref` is opaque to core (a Telegram
+ * file_id, a Slack file id): it goes into a signed media token, never into a URL
+ * as it is, so it must not itself be a secret.
+ */
+export interface AttachmentRef {
+  ref: string;
+  kind: MediaKind;
+  fileName?: string;
+  mimeType?: string;
+  /** Bytes, when the platform says. */
+  size?: number;
+}
+
+export type InboundItem =
+  | ({ type: 'media' } & AttachmentRef)
+  | { type: 'location'; latitude: number; longitude: number; address?: string }
+  | { type: 'contact'; name?: string; number?: string };
+
+/** One customer message, normalized by the plugin. */
+export interface InboundMessage {
+  client: ClientIdentity;
+  /**
+   * The platform's identity of this message, unique per client and identical on
+   * every redelivery (an edit gets its own, e.g. `42:e1700000000`). Core derives
+   * Kit's event_id and message_id from it, so retries and duplicates collapse.
+   */
+  messageId: string;
+  text?: string;
+  items?: InboundItem[];
+  /** True when this is an edit of an earlier message (core may prefix the text). */
+  edited?: boolean;
+}
+
+export type ReceiveResult = 'accepted' | 'duplicate';
+
+// ---------------------------------------------------------------- Kit -> customer
+
+export type SenderType = 'agent' | 'bot' | (string & {});
+
+export interface AgentSender {
+  id?: string;
+  displayName?: string;
+  type?: SenderType;
+}
+
+/** A file the agent sent; the bytes are fetched only when the plugin asks. */
+export interface OutboundAttachment {
+  kind: MediaKind;
+  fileName: string;
+  /** Kit's URL. Hand it to a platform that fetches by URL only when `size` fits its by-URL limit. */
+  url: string;
+  /** From a HEAD-free first look: Content-Length of the fetch, when known before upload. */
+  size?: number;
+  contentType?: string;
+  /**
+   * Opens a fresh, size-capped, SSRF-checked stream of the file (call again on a
+   * retry: a stream is read once). Rejects with {@link MediaFetchError}.
+   */
+  open(): Promise<FetchedFile>;
+}
+
+export interface FetchedFile {
+  stream: Readable;
+  size?: number;
+  contentType?: string;
+  fileName: string;
+}
+
+/** One agent message for the customer. */
+export interface AgentMessage {
+  /** Kit's event_id: stable across retries, usable as an idempotency key. */
+  eventId: string;
+  text?: string;
+  sender?: AgentSender;
+  attachments: OutboundAttachment[];
+  locations: { latitude: number; longitude: number; address?: string }[];
+  contacts: { name?: string; number?: string }[];
+  /** Lines core adds for what could not be sent as a file (too large, fetch failed). Send them as text. */
+  notices: string[];
+}
+
+/** Where a delivery goes: the id plus the last address the plugin stored for it. */
+export interface DeliveryTarget {
+  clientId: string;
+  address?: JsonObject;
+}
+
+export type CloseReason =
+  | 'CLOSED_BY_AGENT'
+  | 'CLOSED_BY_BOT'
+  | 'CLOSED_BY_CLIENT_TIMEOUT'
+  | 'CLOSED_BY_UNKNOWN_REASON'
+  | (string & {});
+
+// ---------------------------------------------------------------- media
+
+/** A platform file opened for streaming to Kit through the media proxy. */
+export interface ResolvedFile {
+  stream: Readable;
+  contentType?: string;
+  size?: number;
+  fileName?: string;
+}
+
+/** What a platform accepts per media kind; core checks it before sending. */
+export interface MediaLimit {
+  /** Largest upload, in bytes. */
+  maxUploadBytes: number;
+  /** Largest file the platform will fetch by URL itself; 0 or absent: always upload. */
+  maxByUrlBytes?: number;
+  /** Accepted MIME types (`image/*` style wildcards); absent: any. */
+  mimeTypes?: string[];
+}
+export type MediaLimits = Record<MediaKind, MediaLimit>;
+
+// ---------------------------------------------------------------- states
+
+/**
+ * Explicit connection states, as mautrix bridgev2 has them. `/readyz` is ready only
+ * in `connected`. `failed` means operator action is needed (revoked token, another
+ * consumer holds it): core logs the reason and stays up but not ready.
+ */
+export type ConnectionState = 'starting' | 'connected' | 'reconnecting' | 'failed' | 'stopped';
+
+export interface ConnectionStatus {
+  state: ConnectionState;
+  /** Human-readable and secret-free. */
+  reason?: string;
+}
+
+// ---------------------------------------------------------------- context
+
+/** What core gives a connector in {@link ChannelConnector.start}. */
+export interface ConnectorContext {
+  /**
+   * Hands a customer message to the relay. Resolves once it is durably stored
+   * (or recognised as a duplicate): acknowledge the platform only after that.
+   * Rejects when the store cannot take it; then do not acknowledge.
+   */
+  receive(message: InboundMessage): Promise<ReceiveResult>;
+  /** Reports a connection state change; cheap, call freely. */
+  setStatus(status: ConnectionStatus): void;
+  /** Adds an HTTP route to the process's one server (webhooks). Call before start resolves. */
+  route(method: 'GET' | 'POST', path: string, handler: RouteHandler): void;
+  /** `KITBRIDGE_PUBLIC_URL` without a trailing slash. */
+  publicUrl: string;
+  logger: Logger;
+  /** Aborted when the process begins to stop. */
+  signal: AbortSignal;
+}
+
+// ---------------------------------------------------------------- the connector
+
+/** Errors a connector throws from deliver/close to steer retries. */
+export class PermanentDeliveryError extends Error {
+  override name = 'PermanentDeliveryError';
+}
+
+export class RetryableDeliveryError extends Error {
+  override name = 'RetryableDeliveryError';
+  constructor(
+    message: string,
+    /** The platform's own wait (Telegram retry_after, Slack Retry-After), in ms. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The required interface of a platform plugin.
+ *
+ * Errors from `deliver` and `closeConversation`: throw {@link PermanentDeliveryError}
+ * for what no retry will fix (the customer blocked the bot), {@link RetryableDeliveryError}
+ * with the platform's wait for rate limits; anything else is retried with backoff.
+ */
+export interface ChannelConnector {
+  /** Platform name, lower case: `telegram`. Used in logs and metrics. */
+  readonly name: string;
+  /** True when this connector owns `clientId` (by its prefix). No I/O. */
+  ownsClient(clientId: string): boolean;
+  /** The platform's media limits; core checks outbound files against them. */
+  readonly mediaLimits: MediaLimits;
+
+  /**
+   * Connects and begins receiving. Add webhook routes with `ctx.route` before
+   * resolving. Resolve once intake is running; a fatal misconfiguration (revoked
+   * token) rejects with a secret-free message.
+   */
+  start(ctx: ConnectorContext): Promise<void>;
+  /** Stops intake and releases connections. Idempotent. Must not drop acknowledged messages. */
+  stop(): Promise<void>;
+  /** Current state; no I/O. */
+  status(): ConnectionStatus;
+
+  /**
+   * Sends one agent message. Called at least once per Kit event, in order per
+   * client, never concurrently for one client. Use `message.eventId` to avoid
+   * doubles where the platform allows it.
+   */
+  deliver(target: DeliveryTarget, message: AgentMessage): Promise<void>;
+  /** Kit closed the conversation: tell the customer if configured, else a no-op. */
+  closeConversation(target: DeliveryTarget, reason: CloseReason, closingText?: string): Promise<void>;
+  /**
+   * Opens a platform file for the media proxy. Called when Kit fetches the URL,
+   * possibly days later. Throw {@link AttachmentGoneError} when the platform no
+   * longer has it.
+   */
+  resolveAttachment(ref: AttachmentRef): Promise<ResolvedFile>;
+}
+
+export class AttachmentGoneError extends Error {
+  override name = 'AttachmentGoneError';
+}
+
+// ---------------------------------------------------------------- optional capabilities
+
+/** Shows "typing…" to the customer. Core calls it at most once per burst of agent messages. */
+export interface TypingCapable {
+  sendTyping(target: DeliveryTarget): Promise<void>;
+}
+
+/** Checks platform configuration before anything starts (no network). Return a list of problems. */
+export interface ConfigValidating {
+  validateConfig(): string[];
+}
+
+export function isTypingCapable(c: ChannelConnector): c is ChannelConnector & TypingCapable {
+  return typeof (c as Partial<TypingCapable>).sendTyping === 'function';
+}
+
+export function isConfigValidating(c: ChannelConnector): c is ChannelConnector & ConfigValidating {
+  return typeof (c as Partial<ConfigValidating>).validateConfig === 'function';
+}
+
+// ---------------------------------------------------------------- helpers
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
+export type JsonObject = { [k: string]: JsonValue };
