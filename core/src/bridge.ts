@@ -1,30 +1,194 @@
-// STUB (owner: lead) — shape is the contract.
+/**
+ * One running kitbridge process: the HTTP server (callback, health, media and
+ * plugin routes), the Kit client, the relay with its two outboxes, and the
+ * connector. Start order makes every route exist before anyone is told about it;
+ * stop order stops intake first and leaves unfinished work in the store.
+ */
 import type { AddressInfo } from 'node:net';
+import type { DependencyContainer } from 'tsyringe';
 import type { CoreConfig } from './config.js';
-import type { ChannelConnector } from './connector.js';
-import type { Logger } from './logger.js';
+import { type ChannelConnector, type ConnectionStatus, isConfigValidating } from './connector.js';
+import { TOKENS, createContainer } from './container.js';
+import { type HttpServer, sendJson, sendText } from './http/router.js';
+import { createCallbackRoute } from './kit/callback-route.js';
+import type { KitClient } from './kit/client.js';
+import { CALLBACK_BODY_LIMIT_BYTES } from './kit/decisions.js';
+import { KitAuthError } from './kit/errors.js';
+import { type Logger, silentLogger } from './logger.js';
+import type { MediaFetcher } from './media/fetch.js';
+import { createMediaRoute } from './media/proxy.js';
+import type { MediaSigner } from './media/token.js';
+import type { Relay } from './relay/relay.js';
+import { backoffDelay, sleep } from './retry.js';
+import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 
 export interface BridgeOptions {
   config: CoreConfig;
   connector: ChannelConnector;
-  /** Default: a MemoryStore. */
+  /** Default: a MemoryStore. The bridge closes it on stop. */
   store?: Store;
   logger?: Logger;
 }
 
-/** One running kitbridge process: HTTP server, Kit client, relay, outbox, connector. */
 export class Bridge {
   address?: AddressInfo;
-  constructor(readonly options: BridgeOptions) {}
-  async start(): Promise<AddressInfo> {
-    throw new Error('not implemented');
+  readonly container: DependencyContainer;
+  readonly relay: Relay;
+  readonly kit: KitClient;
+  readonly store: Store;
+  private readonly http: HttpServer;
+  private readonly logger: Logger;
+  private readonly abort = new AbortController();
+  private kitReady = false;
+  private stopping?: Promise<void>;
+
+  constructor(readonly options: BridgeOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.store = options.store ?? new MemoryStore();
+    this.container = createContainer({
+      config: options.config,
+      logger: this.logger,
+      store: this.store,
+      connector: options.connector,
+    });
+    this.relay = this.container.resolve(TOKENS.Relay);
+    this.kit = this.container.resolve(TOKENS.KitClient);
+    this.http = this.container.resolve(TOKENS.HttpServer);
   }
-  async stop(): Promise<void> {}
+
+  /** `http://host:port` of the running server (127.0.0.1 when bound to all addresses). */
+  get url(): string {
+    const a = this.address;
+    if (!a) throw new Error('bridge is not started');
+    const host = a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { config, connector } = this.options;
+    if (isConfigValidating(connector)) {
+      const problems = connector.validateConfig();
+      if (problems.length) throw new Error(`Invalid ${connector.name} configuration:\n  ${problems.join('\n  ')}`);
+    }
+    this.addCoreRoutes();
+    this.address = await this.http.listen();
+    this.logger.info({ address: this.url, store: this.store.description }, 'listening');
+
+    await this.relay.inbound.start();
+    await this.loginToKit();
+
+    let lastState: ConnectionStatus['state'] | undefined;
+    await connector.start({
+      receive: this.relay.receive,
+      setStatus: (s) => {
+        if (s.state !== lastState) this.logger[s.state === 'failed' ? 'error' : 'info']({ connector: connector.name, ...s }, 'connector state');
+        lastState = s.state;
+      },
+      route: (method, path, handler) => this.http.router.add(method, path, handler),
+      publicUrl: config.publicUrl,
+      logger: this.logger.child({ part: connector.name }),
+      signal: this.abort.signal,
+    });
+    await this.relay.outbound.start();
+    return this.address;
+  }
+
+  /** Stops intake, lets running deliveries finish (bounded), leaves the rest in the store. Idempotent. */
+  stop(graceMs = 10_000): Promise<void> {
+    this.stopping ??= (async () => {
+      this.abort.abort(new Error('stopping'));
+      await this.options.connector.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'connector stop failed'));
+      await this.http.close(Math.min(graceMs, 5_000));
+      await this.relay.stop(graceMs);
+      await this.kit.close();
+      await this.container.resolve<MediaFetcher>(TOKENS.MediaFetcher).close();
+      await this.store.close();
+      this.logger.info('stopped');
+    })();
+    return this.stopping;
+  }
+
+  /** Ready: Kit accepted our credentials once, and the connector is connected. Kit outages later do not unready: the outbox absorbs them. */
+  ready(): { ready: boolean; kit: boolean; connector: ConnectionStatus } {
+    const connector = this.options.connector.status();
+    return { ready: this.kitReady && connector.state === 'connected', kit: this.kitReady, connector };
+  }
+
+  private addCoreRoutes(): void {
+    const { config, connector } = this.options;
+    const r = this.http.router;
+    r.add('GET', '/healthz', (_req, res) => sendText(res, 200, 'OK'));
+    r.add('GET', '/readyz', (_req, res) => {
+      const state = this.ready();
+      sendJson(res, state.ready ? 200 : 503, {
+        ...state,
+        outbox: { inbound: this.relay.inbound.backlog(), outbound: this.relay.outbound.backlog() },
+      });
+    });
+    const callback = createCallbackRoute({
+      salt: config.kit.salt,
+      token: config.kit.apiToken,
+      bodyLimit: CALLBACK_BODY_LIMIT_BYTES,
+      handle: this.relay.handleCallback,
+      logger: this.logger.child({ part: 'callback' }),
+      ...(config.callbackAllowedIps ? { allowedIps: config.callbackAllowedIps } : {}),
+    });
+    r.add('POST', '/kit/callback', callback);
+    r.add('GET', '/kit/callback', callback);
+    r.add(
+      'GET',
+      '/media/*',
+      createMediaRoute({
+        signer: this.container.resolve<MediaSigner>(TOKENS.MediaSigner),
+        resolve: (claims) => connector.resolveAttachment(claims.file),
+        maxBytes: config.media.maxBytes,
+        logger: this.logger.child({ part: 'media' }),
+      }),
+    );
+  }
+
+  /**
+   * Logs in once at start. Rejected credentials stop start-up; an unreachable Kit
+   * does not: logging in goes on in the background and /readyz waits for it.
+   */
+  private async loginToKit(): Promise<void> {
+    try {
+      await this.kit.login();
+      this.kitReady = true;
+      this.logger.info('logged in to Kit');
+    } catch (err) {
+      if (err instanceof KitAuthError) {
+        throw new Error(`Kit refused the login; check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID (${err.message})`);
+      }
+      this.logger.warn({ err: (err as Error).message }, 'Kit unreachable at start; retrying in the background');
+      void this.retryLogin();
+    }
+  }
+
+  private async retryLogin(): Promise<void> {
+    for (let attempt = 1; !this.abort.signal.aborted; attempt++) {
+      try {
+        await sleep(backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000 }), this.abort.signal);
+        await this.kit.login();
+        this.kitReady = true;
+        this.logger.info('logged in to Kit');
+        return;
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        this.logger.warn({ err: (err as Error).message, attempt }, 'Kit login failed; retrying');
+      }
+    }
+  }
 }
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const b = new Bridge(options);
-  await b.start();
+  try {
+    await b.start();
+  } catch (err) {
+    await b.stop(0).catch(() => {});
+    throw err;
+  }
   return b;
 }

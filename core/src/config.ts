@@ -1,7 +1,12 @@
-// STUB (owner: lead) — shape is the contract.
-import type { KitRegion } from './kit/decisions.js';
+/**
+ * Core configuration: the KIT_* and KITBRIDGE_* environment variables, validated
+ * with zod before anything starts. A bad value fails with a message that names
+ * the variable and says what is wrong, never echoing a secret.
+ */
+import { z } from 'zod';
+import { DEFAULT_MEDIA_TTL_MS, KIT_REGIONS, type KitRegion, kitBaseUrl } from './kit/decisions.js';
 
-/** Core settings, parsed from KITBRIDGE_* and KIT_* variables (see cli). */
+/** Core settings, as the bridge consumes them. */
 export interface CoreConfig {
   kit: { baseUrl: string; region?: KitRegion; account: string; apiToken: string; channelUuid: string; salt: string };
   http: { host: string; port: number };
@@ -14,4 +19,168 @@ export interface CoreConfig {
   showAgentName: boolean;
   /** KITBRIDGE_CLOSE_MESSAGE: told to the customer when Kit closes the conversation. */
   closeMessage?: string;
+  /** Delivery tuning; defaults in {@link OUTBOX_DEFAULTS}. */
+  outbox?: Partial<OutboxSettings>;
+  /** KITBRIDGE_KIT_ALLOWED_IPS: when set, callbacks from other addresses get 403. */
+  callbackAllowedIps?: string[];
+}
+
+export interface OutboxSettings {
+  /** Clients delivered to at once, per leg. */
+  concurrency: number;
+  /** After this many failed attempts an item is dead-lettered. */
+  maxAttempts: number;
+  /** After this long in the outbox an item is dead-lettered. */
+  maxAgeMs: number;
+  /** Backoff between attempts. */
+  backoff: { baseMs: number; maxMs: number };
+}
+
+export const OUTBOX_DEFAULTS: OutboxSettings = {
+  concurrency: 16,
+  maxAttempts: 50,
+  maxAgeMs: 24 * 60 * 60_000,
+  backoff: { baseMs: 1_000, maxMs: 5 * 60_000 },
+};
+
+// ---------------------------------------------------------------- parsing helpers
+
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** "14d", "36h", "90s", "500ms" or a plain number of ms. */
+export const duration = z.string().transform((v, ctx) => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 90s, 15m, 36h or 14d' });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1));
+});
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+/** "100MB", "512kb" or a plain number of bytes. */
+export const byteSize = z.string().transform((v, ctx) => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size such as 512kb, 100MB or 1GB' });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * (SIZE_UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1));
+});
+
+export const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const secret = (what: string, min = 1) =>
+  z
+    .string({ message: `required: ${what}` })
+    .min(min, { message: min > 1 ? `must be at least ${min} characters` : `required: ${what}` });
+
+const httpUrl = z
+  .string()
+  .refine((v) => /^https?:\/\/[^/\s]+/i.test(v) && URL.canParse(v), { message: 'expected an http(s) URL' })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+// ---------------------------------------------------------------- the schema
+
+/** Every core variable. Keys are the variable names; `.describe()` is the help text. */
+export const coreEnvSchema = z.object({
+  KIT_REGION: z.enum(KIT_REGIONS).default('eu').describe('Kit region: eu, us, br, kz, ru or ru2'),
+  KIT_IM_URL: httpUrl.optional().describe('Messaging API base URL; overrides KIT_REGION (fake Kit, proxies)'),
+  KIT_ACCOUNT: z.string({ message: 'required: the Kit account name (domain)' }).min(1).describe('Kit account name'),
+  KIT_API_TOKEN: secret('the Kit API token (Administration > Security > API tokens)').describe('Kit API token'),
+  KIT_CHANNEL_UUID: z
+    .string({ message: "required: the Channel UUID from the custom channel's settings" })
+    .regex(/^[A-Za-z0-9-]{8,}$/, { message: 'expected the Channel UUID (letters, digits and dashes)' })
+    .describe('Custom channel UUID'),
+  KIT_CHANNEL_SALT: secret("the channel's Security salt").describe('Custom channel Security salt'),
+  KITBRIDGE_HOST: z.string().min(1).default('0.0.0.0').describe('Address the HTTP server binds'),
+  KITBRIDGE_PORT: z.coerce
+    .number({ message: 'expected a port number' })
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8080)
+    .describe('HTTP port'),
+  KITBRIDGE_PUBLIC_URL: httpUrl.describe('Public base URL of this process, as Kit and platforms reach it'),
+  KITBRIDGE_MEDIA_SECRET: secret('a random secret that signs media links (openssl rand -hex 32)', 32).describe(
+    'HMAC secret for media links',
+  ),
+  KITBRIDGE_MEDIA_TTL: duration.default(DEFAULT_MEDIA_TTL_MS).describe('How long media links handed to Kit stay valid'),
+  KITBRIDGE_MEDIA_MAX_BYTES: byteSize.default(100 * 1024 ** 2).describe('Largest file the media proxy streams'),
+  KITBRIDGE_MEDIA_ALLOW_PRIVATE: bool.default(false).describe('Let agent file URLs point at private addresses'),
+  KITBRIDGE_EDITS: z.enum(['resend', 'ignore']).default('resend').describe('Edited customer messages'),
+  KITBRIDGE_SHOW_AGENT_NAME: bool.default(false).describe("Prefix agent messages with the agent's name"),
+  KITBRIDGE_CLOSE_MESSAGE: z.string().optional().describe('Sent to the customer when Kit closes the conversation'),
+  KITBRIDGE_KIT_ALLOWED_IPS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .optional()
+    .describe('Comma-separated source addresses allowed to call /kit/callback'),
+  KITBRIDGE_OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16).describe('Clients delivered at once'),
+  KITBRIDGE_OUTBOX_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(50).describe('Attempts before dead-lettering'),
+  KITBRIDGE_OUTBOX_MAX_AGE: duration.default(OUTBOX_DEFAULTS.maxAgeMs).describe('Age before dead-lettering'),
+});
+
+export type CoreEnv = z.output<typeof coreEnvSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Validates `env` against a zod object keyed by variable names. Empty strings
+ * count as unset. Throws ConfigError listing every bad variable by name.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.output<S> {
+  const clean: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') clean[k] = v;
+  const r = schema.safeParse(clean);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const name = String(i.path[0] ?? '(config)');
+    const msg = i.code === 'invalid_type' && clean[name] === undefined ? `is not set (${i.message})` : i.message;
+    return `  ${name}: ${msg.replace(/^Invalid input: /, '')}`;
+  });
+  throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+}
+
+export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
+  return {
+    kit: {
+      baseUrl: env.KIT_IM_URL ?? kitBaseUrl(env.KIT_REGION),
+      region: env.KIT_REGION,
+      account: env.KIT_ACCOUNT,
+      apiToken: env.KIT_API_TOKEN,
+      channelUuid: env.KIT_CHANNEL_UUID,
+      salt: env.KIT_CHANNEL_SALT,
+    },
+    http: { host: env.KITBRIDGE_HOST, port: env.KITBRIDGE_PORT },
+    publicUrl: env.KITBRIDGE_PUBLIC_URL,
+    media: {
+      secret: env.KITBRIDGE_MEDIA_SECRET,
+      ttlMs: env.KITBRIDGE_MEDIA_TTL,
+      maxBytes: env.KITBRIDGE_MEDIA_MAX_BYTES,
+      allowPrivate: env.KITBRIDGE_MEDIA_ALLOW_PRIVATE,
+    },
+    edits: env.KITBRIDGE_EDITS,
+    showAgentName: env.KITBRIDGE_SHOW_AGENT_NAME,
+    closeMessage: env.KITBRIDGE_CLOSE_MESSAGE,
+    callbackAllowedIps: env.KITBRIDGE_KIT_ALLOWED_IPS,
+    outbox: {
+      concurrency: env.KITBRIDGE_OUTBOX_CONCURRENCY,
+      maxAttempts: env.KITBRIDGE_OUTBOX_MAX_ATTEMPTS,
+      maxAgeMs: env.KITBRIDGE_OUTBOX_MAX_AGE,
+    },
+  };
+}
+
+/** Secrets of the core config, for the log scrubber. */
+export function coreSecrets(c: CoreConfig): string[] {
+  return [c.kit.apiToken, c.kit.salt, c.media.secret];
 }

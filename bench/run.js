@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+// `npm run bench`: kitbridge against a bare relay, measured in the same run.
+// Prints figures and the machine; asserts nothing (benchmarks are not tests).
+//
+//   throughput   closed loop: C customers, each sending its messages back to back
+//                (the next only after the webhook answered), until Kit has them all
+//   CPU          the system under test's own CPU time per 1,000 events
+//   latency      open loop at a fixed rate: Kit's arrival time minus the scheduled send time
+//   idle RSS     the process after start-up, before load
+//   integrity    every event arrived exactly once, each customer's in order
+//   media        RSS while a 200 MB file streams through the media proxy (bench/media-rss.js)
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import { startKitSink, startTelegramStub } from './fakes.js';
+
+const here = new URL('.', import.meta.url).pathname;
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 6000);
+const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 32);
+const RATE = Number(process.env.BENCH_RATE ?? 500);
+const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 6);
+
+const kit = await startKitSink();
+const tg = await startTelegramStub();
+const tmp = mkdtempSync(join(os.tmpdir(), 'kitbridge-bench-'));
+const SECRET = 'bench-webhook-secret';
+
+const baseEnv = {
+  PATH: process.env.PATH,
+  KIT_IM_URL: kit.url,
+  KIT_ACCOUNT: 'bench',
+  KIT_API_TOKEN: 'bench-api-token',
+  KIT_CHANNEL_UUID: 'bench-channel-uuid',
+  KIT_CHANNEL_SALT: 'bench-salt',
+  KITBRIDGE_HOST: '127.0.0.1',
+  KITBRIDGE_PORT: '0',
+  KITBRIDGE_PUBLIC_URL: 'http://127.0.0.1:1',
+  KITBRIDGE_MEDIA_SECRET: 'bench-media-secret-0123456789abcdef',
+  KITBRIDGE_LOG_LEVEL: 'warn',
+  TELEGRAM_BOT_TOKEN: '123456:BENCHbenchBENCHbenchBENCHbench1234',
+  TELEGRAM_API_ROOT: tg.url,
+  TELEGRAM_MODE: 'webhook',
+  TELEGRAM_WEBHOOK_SECRET: SECRET,
+};
+
+function startChild(script, env) {
+  const child = fork(join(here, script), { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+    child.once('message', (m) => resolve({ child, port: m.port }));
+  });
+}
+
+function ask(child) {
+  return new Promise((resolve) => {
+    child.once('message', resolve);
+    child.send('stats');
+  });
+}
+
+let updateId = 0;
+function update(chatId, messageId, text) {
+  return JSON.stringify({
+    update_id: ++updateId,
+    message: {
+      message_id: messageId,
+      date: Math.floor(Date.now() / 1000),
+      chat: { id: chatId, type: 'private', first_name: 'Ann' },
+      from: { id: chatId, is_bot: false, first_name: 'Ann', language_code: 'en' },
+      text,
+    },
+  });
+}
+
+async function post(pool, body) {
+  const r = await pool.request({
+    method: 'POST',
+    path: '/telegram/webhook',
+    headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
+    body,
+  });
+  await r.body.dump();
+  if (r.statusCode !== 200) throw new Error(`webhook answered ${r.statusCode}`);
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Exactly once, and in order per customer (texts carry "<customer>:<seq>"). */
+function integrity(expected) {
+  const seen = new Set();
+  const last = new Map();
+  let dupes = 0;
+  let reordered = 0;
+  for (const a of kit.arrivals) {
+    if (seen.has(a.id)) dupes++;
+    seen.add(a.id);
+    const [c, n] = a.text.split(':').map(Number);
+    if ((last.get(c) ?? -1) >= n) reordered++;
+    last.set(c, n);
+  }
+  return { lost: expected - seen.size, dupes, reordered };
+}
+
+async function measure(name, script, env, chatBase) {
+  const { child, port } = await startChild(script, env);
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CUSTOMERS });
+  await new Promise((r) => setTimeout(r, 1500));
+  const idle = await ask(child);
+
+  // Warm-up (JIT, connections, first-seen customers).
+  kit.reset();
+  await Promise.all(Array.from({ length: CUSTOMERS }, (_, c) => post(pool, update(chatBase + c, 1, `${c}:0`))));
+  await kit.waitFor(CUSTOMERS);
+
+  // Throughput: closed loop, customers in parallel, each one's messages back to back.
+  kit.reset();
+  const per = Math.ceil(EVENTS / CUSTOMERS);
+  const before = await ask(child);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CUSTOMERS }, async (_, c) => {
+      for (let n = 1; n <= per; n++) await post(pool, update(chatBase + c, 1 + n, `${c}:${n}`));
+    }),
+  );
+  await kit.waitFor(per * CUSTOMERS);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = await ask(child);
+  const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
+  const check = integrity(per * CUSTOMERS);
+
+  // Latency at a fixed rate (open loop).
+  kit.reset();
+  const total = RATE * RATE_SECONDS;
+  const sentAt = new Map();
+  const start = performance.now() + 50;
+  const sends = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const c = i % CUSTOMERS;
+    const text = `${c}:${1_000_000 + i}`;
+    sentAt.set(text, due);
+    sends.push(post(pool, update(chatBase + 1000 + c, 100_000 + i, text)));
+  }
+  await Promise.all(sends);
+  await kit.waitFor(total);
+  const lat = kit.arrivals.map((a) => a.at - sentAt.get(a.text)).sort((a, b) => a - b);
+
+  await pool.close();
+  child.send('exit');
+  await new Promise((r) => child.once('exit', r));
+  return {
+    name,
+    eventsPerSec: (per * CUSTOMERS) / seconds,
+    cpuMsPer1000: (cpuMs / (per * CUSTOMERS)) * 1000,
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    idleRssMb: idle.rss / 1024 / 1024,
+    ...check,
+  };
+}
+
+const cpu = os.cpus();
+console.log(`kitbridge benchmark — ${cpu[0]?.model ?? 'unknown CPU'} x${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
+console.log(`${EVENTS} events from ${CUSTOMERS} customers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s\n`);
+
+const results = [];
+results.push(await measure('bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000));
+results.push(await measure('kitbridge, memory store', 'kitbridge-sut.js', { ...baseEnv, KITBRIDGE_STORE: 'memory:' }, 2_000_000));
+results.push(
+  await measure('kitbridge, SQLite outbox', 'kitbridge-sut.js', { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` }, 3_000_000),
+);
+
+const pad = (s, n) => String(s).padEnd(n);
+console.log(`${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 11)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('idle RSS', 10)}lost/dup/reordered`);
+for (const r of results) {
+  console.log(
+    `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(r.cpuMsPer1000.toFixed(0), 11)}${pad(r.p50.toFixed(2), 8)}${pad(r.p99.toFixed(2), 8)}${pad(`${r.idleRssMb.toFixed(0)} MB`, 10)}${r.lost}/${r.dupes}/${r.reordered}`,
+  );
+}
+const [bare, , sqlite] = results;
+console.log('\nTargets (SQLite outbox vs bare relay):');
+console.log(`  throughput  ${(sqlite.eventsPerSec / bare.eventsPerSec).toFixed(2)}x of bare (target >= 0.5)`);
+console.log(`  CPU/1k      ${(sqlite.cpuMsPer1000 / bare.cpuMsPer1000).toFixed(2)}x of bare (target <= 2)`);
+console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
+console.log(`  idle RSS    ${sqlite.idleRssMb.toFixed(0)} MB (target <= 80)`);
+
+try {
+  const { runMediaBench } = await import('./media-rss.js');
+  const m = await runMediaBench({ sizeMb: 200 });
+  console.log(`\nmedia proxy: ${JSON.stringify(m)}`);
+} catch (err) {
+  console.log(`\nmedia proxy bench not run: ${err.message}`);
+}
+
+await kit.close();
+await tg.close();
+rmSync(tmp, { recursive: true, force: true });

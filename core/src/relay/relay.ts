@@ -1,0 +1,193 @@
+/**
+ * The relay: both legs, each through its own outbox.
+ *   platform -> plugin -> receive() -> inbound outbox -> KitClient
+ *   Kit callback -> handleCallback() -> outbound outbox -> connector.deliver
+ * The Kit event is built once, when the message arrives, and stored as it is, so
+ * every retry sends the same bytes (same event_id, same media links).
+ */
+import type { ChannelConnector, DeliveryTarget, InboundMessage, JsonObject, ReceiveResult } from '../connector.js';
+import { PermanentDeliveryError, RetryableDeliveryError, isTypingCapable } from '../connector.js';
+import type { CoreConfig, OutboxSettings } from '../config.js';
+import type { CallbackOutcome } from '../kit/callback-route.js';
+import type { KitClient } from '../kit/client.js';
+import { DEDUPE_TTL_MS } from '../kit/decisions.js';
+import { KitAuthError, KitRejectedError, KitUnavailableError } from '../kit/errors.js';
+import type { AgentMessageCallback, CloseConversationCallback, CustomerEvent, KitCallback } from '../kit/schemas.js';
+import type { Logger } from '../logger.js';
+import type { MediaFetcher } from '../media/fetch.js';
+import { type MediaSigner, mediaUrl } from '../media/token.js';
+import { type FailureKind, Outbox } from '../outbox.js';
+import type { ClientRecord, OutboxItem, Store } from '../store/store.js';
+import { toCustomerEvent } from './to-kit.js';
+import { toAgentMessage } from './to-platform.js';
+
+export interface RelayOptions {
+  config: CoreConfig;
+  outbox: OutboxSettings;
+  connector: ChannelConnector;
+  store: Store;
+  kit: KitClient;
+  signer: MediaSigner;
+  fetcher: MediaFetcher;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** Stored on the outbound leg: the callback as Kit sent it. */
+type OutboundPayload = { kind: 'send_message' | 'close_conversation'; event: JsonObject };
+
+/** A client record is rewritten at most this often unless its profile or address changed. */
+const CLIENT_TOUCH_INTERVAL_MS = 60_000;
+
+export class Relay {
+  readonly inbound: Outbox;
+  readonly outbound: Outbox;
+  private readonly now: () => number;
+  /** clientId -> what was last written, to skip redundant client writes on the hot path. */
+  private readonly clientCache = new Map<string, { sig: string; at: number }>();
+
+  constructor(private readonly o: RelayOptions) {
+    this.now = o.now ?? Date.now;
+    const common = { ...o.outbox, store: o.store, logger: o.logger, dedupeTtlMs: DEDUPE_TTL_MS, now: this.now };
+    this.inbound = new Outbox({
+      ...common,
+      leg: 'inbound',
+      deliver: (item) => o.kit.send(item.payload as unknown as CustomerEvent),
+      classify: classifyKitError,
+    });
+    this.outbound = new Outbox({
+      ...common,
+      leg: 'outbound',
+      deliver: (item) => this.deliverOutbound(item),
+      classify: classifyPlatformError,
+    });
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.inbound.start(), this.outbound.start()]);
+  }
+
+  async stop(graceMs?: number): Promise<void> {
+    await Promise.all([this.inbound.stop(graceMs), this.outbound.stop(graceMs)]);
+  }
+
+  /** Resolves when both legs have nothing pending (demo and tests). */
+  async idle(): Promise<void> {
+    await Promise.all([this.inbound.idle(), this.outbound.idle()]);
+  }
+
+  // ---------------------------------------------------------------- customer -> Kit
+
+  /** The plugin's `ctx.receive`. Resolves once the message is stored. */
+  receive = async (msg: InboundMessage): Promise<ReceiveResult> => {
+    const { config, signer, logger } = this.o;
+    if (msg.edited && config.edits === 'ignore') {
+      logger.debug({ clientId: msg.client.clientId }, 'edited message ignored (KITBRIDGE_EDITS=ignore)');
+      return 'accepted';
+    }
+    const event = toCustomerEvent(msg, (clientId, file) => mediaUrl(config.publicUrl, signer.sign(clientId, file)));
+    const result = await this.inbound.enqueue({
+      leg: 'inbound',
+      clientId: msg.client.clientId,
+      key: event.event_id,
+      payload: event as unknown as JsonObject,
+    });
+    if (result === 'accepted') {
+      // The message is safe already; a failed profile write must not make the platform resend it.
+      await this.touchClient(msg).catch((err: Error) =>
+        logger.warn({ clientId: msg.client.clientId, err: err.message }, 'client record not updated'),
+      );
+    }
+    else logger.debug({ clientId: msg.client.clientId, messageId: msg.messageId }, 'duplicate customer message dropped');
+    return result;
+  };
+
+  private async touchClient(msg: InboundMessage): Promise<void> {
+    const { clientId, address, profile } = msg.client;
+    const now = this.now();
+    const snapshot = profile ? (JSON.parse(JSON.stringify(profile)) as JsonObject) : undefined;
+    const sig = JSON.stringify([address ?? null, snapshot ?? null]);
+    const cached = this.clientCache.get(clientId);
+    if (cached && cached.sig === sig && now - cached.at < CLIENT_TOUCH_INTERVAL_MS) return;
+    const old = await this.o.store.getClient(clientId);
+    const record: ClientRecord = {
+      clientId,
+      firstSeen: old?.firstSeen ?? now,
+      lastSeen: now,
+      conversation: 'open',
+      ...((address ?? old?.address) ? { address: address ?? old?.address } : {}),
+      ...((snapshot ?? old?.profile) ? { profile: snapshot ?? old?.profile } : {}),
+    };
+    await this.o.store.saveClient(record);
+    this.clientCache.set(clientId, { sig, at: now });
+  }
+
+  // ---------------------------------------------------------------- Kit -> customer
+
+  /** The callback route's handler. Resolves once the event is stored. */
+  handleCallback = async (cb: KitCallback): Promise<CallbackOutcome> => {
+    if (cb.kind === 'unknown') {
+      this.o.logger.info({ eventId: cb.event.event_id, type: cb.event.event_type }, 'kit event of an unknown type acknowledged');
+      return 'ignored';
+    }
+    const clientId = cb.event.client_data.client_id;
+    const payload: OutboundPayload = { kind: cb.kind, event: cb.event as unknown as JsonObject };
+    return this.outbound.enqueue({ leg: 'outbound', clientId, key: cb.event.event_id, payload });
+  };
+
+  private async deliverOutbound(item: OutboxItem): Promise<void> {
+    const { connector, store, config, logger } = this.o;
+    if (!connector.ownsClient(item.clientId)) {
+      throw new PermanentDeliveryError(`client_id ${item.clientId} does not belong to the ${connector.name} connector`);
+    }
+    const record = await store.getClient(item.clientId);
+    const target: DeliveryTarget = { clientId: item.clientId, ...(record?.address ? { address: record.address } : {}) };
+    const payload = item.payload as unknown as OutboundPayload;
+
+    if (payload.kind === 'close_conversation') {
+      const event = payload.event as unknown as CloseConversationCallback;
+      const reason = event.event_data?.close_reason ?? 'CLOSED_BY_UNKNOWN_REASON';
+      await connector.closeConversation(target, reason, config.closeMessage);
+      if (record) await store.saveClient({ ...record, conversation: 'closed', closeReason: reason });
+      return;
+    }
+
+    const event = payload.event as unknown as AgentMessageCallback;
+    const hasFiles = (event.event_data.message.payload ?? []).some((p) => 'file_url' in p);
+    if (hasFiles && isTypingCapable(connector)) {
+      // One "typing" per agent message with files, while they are fetched and uploaded.
+      connector.sendTyping(target).catch(() => {});
+    }
+    const prepared = await toAgentMessage(event, {
+      fetcher: this.o.fetcher,
+      limits: connector.mediaLimits,
+      showAgentName: config.showAgentName,
+      logger,
+    });
+    try {
+      await connector.deliver(target, prepared.message);
+    } finally {
+      prepared.dispose();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- failure classes
+
+export function classifyKitError(err: unknown): FailureKind {
+  if (err instanceof KitRejectedError) return { permanent: true, reason: `Kit rejected the event: ${err.message}` };
+  if (err instanceof KitUnavailableError) {
+    return { permanent: false, reason: err.message, ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}) };
+  }
+  // Credentials may be fixed by an operator while messages wait.
+  if (err instanceof KitAuthError) return { permanent: false, reason: err.message };
+  return { permanent: false, reason: (err as Error)?.message ?? String(err) };
+}
+
+export function classifyPlatformError(err: unknown): FailureKind {
+  if (err instanceof PermanentDeliveryError) return { permanent: true, reason: err.message };
+  if (err instanceof RetryableDeliveryError) {
+    return { permanent: false, reason: err.message, ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}) };
+  }
+  return { permanent: false, reason: (err as Error)?.message ?? String(err) };
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, coreConfigFromEnv, coreEnvSchema, parseEnv } from '../src/config.js';
+
+const valid = {
+  KIT_ACCOUNT: 'acme',
+  KIT_API_TOKEN: 'tok-secret-value',
+  KIT_CHANNEL_UUID: '0b5e6c1a-1111-2222-3333-444455556666',
+  KIT_CHANNEL_SALT: 'salty-secret',
+  KITBRIDGE_PUBLIC_URL: 'https://bridge.example.com/',
+  KITBRIDGE_MEDIA_SECRET: 'x'.repeat(40),
+};
+
+function problems(env: Record<string, string | undefined>): string {
+  try {
+    parseEnv(coreEnvSchema, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('core configuration', () => {
+  it('applies the documented defaults', () => {
+    const c = coreConfigFromEnv(parseEnv(coreEnvSchema, valid));
+    expect(c.kit.baseUrl).toBe('https://kit-im-eu.voximplant.com');
+    expect(c.http).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(c.publicUrl).toBe('https://bridge.example.com');
+    expect(c.media.ttlMs).toBe(14 * 24 * 3600 * 1000);
+    expect(c.edits).toBe('resend');
+    expect(c.showAgentName).toBe(false);
+  });
+
+  it('KIT_IM_URL overrides the region; durations and sizes parse', () => {
+    const c = coreConfigFromEnv(
+      parseEnv(coreEnvSchema, {
+        ...valid,
+        KIT_REGION: 'us',
+        KIT_IM_URL: 'http://127.0.0.1:9999/',
+        KITBRIDGE_MEDIA_TTL: '36h',
+        KITBRIDGE_MEDIA_MAX_BYTES: '20MB',
+        KITBRIDGE_SHOW_AGENT_NAME: 'true',
+      }),
+    );
+    expect(c.kit.baseUrl).toBe('http://127.0.0.1:9999');
+    expect(c.media.ttlMs).toBe(36 * 3600 * 1000);
+    expect(c.media.maxBytes).toBe(20 * 1024 * 1024);
+    expect(c.showAgentName).toBe(true);
+  });
+
+  it('names every missing variable at once', () => {
+    const msg = problems({ KITBRIDGE_PUBLIC_URL: 'https://x.example' });
+    for (const v of ['KIT_ACCOUNT', 'KIT_API_TOKEN', 'KIT_CHANNEL_UUID', 'KIT_CHANNEL_SALT', 'KITBRIDGE_MEDIA_SECRET']) {
+      expect(msg).toMatch(new RegExp(`^  ${v}: is not set`, 'm'));
+    }
+  });
+
+  it.each([
+    ['KIT_REGION', 'mars', /KIT_REGION: .*eu/],
+    ['KITBRIDGE_PORT', 'eighty', /KITBRIDGE_PORT: expected a port number/],
+    ['KITBRIDGE_PORT', '70000', /KITBRIDGE_PORT: /],
+    ['KITBRIDGE_PUBLIC_URL', 'bridge.example.com', /KITBRIDGE_PUBLIC_URL: expected an http\(s\) URL/],
+    ['KITBRIDGE_MEDIA_SECRET', 'short', /KITBRIDGE_MEDIA_SECRET: must be at least 32 characters/],
+    ['KITBRIDGE_MEDIA_TTL', 'a week', /KITBRIDGE_MEDIA_TTL: expected a duration/],
+    ['KITBRIDGE_SHOW_AGENT_NAME', 'maybe', /KITBRIDGE_SHOW_AGENT_NAME: expected true or false/],
+    ['KIT_CHANNEL_UUID', 'has spaces in it', /KIT_CHANNEL_UUID: expected the Channel UUID/],
+  ])('%s=%s is refused with a message naming it', (name, value, pattern) => {
+    expect(problems({ ...valid, [name]: value })).toMatch(pattern);
+  });
+
+  it('never echoes a secret value in its message', () => {
+    const msg = problems({ ...valid, KITBRIDGE_MEDIA_SECRET: 'tiny-secret-9' });
+    expect(msg).not.toContain('tiny-secret-9');
+  });
+});

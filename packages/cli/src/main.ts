@@ -1,0 +1,54 @@
+/** The `kitbridge` command. */
+import { ConfigError } from '@kitbridge/core';
+import { createRequire } from 'node:module';
+import { outboxCommand } from './outbox.js';
+import { PLATFORM_NAMES } from './platforms.js';
+import { run, stopOnSignals } from './run.js';
+
+const HELP = `kitbridge — connect chat platforms to Voximplant Kit's custom channel
+
+Usage:
+  kitbridge run <platform>      start a connector (${PLATFORM_NAMES.join(', ')}); configured by environment variables
+  kitbridge demo                an offline demo: fake Kit + fake Telegram + the real connector, both legs
+  kitbridge outbox [status]     pending and dead items per leg
+  kitbridge outbox list [--dead]
+  kitbridge outbox retry <id|--dead>
+  kitbridge outbox drop <id>
+  kitbridge --version
+
+Configuration: see the README's table (KIT_*, KITBRIDGE_*, TELEGRAM_*).`;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const print = (s: string) => process.stdout.write(`${s}\n`);
+  try {
+    switch (cmd) {
+      case 'run': {
+        const bridge = await run(rest[0], env);
+        return stopOnSignals(bridge);
+      }
+      case 'demo': {
+        const { demo } = await import('./demo.js');
+        return demo(print);
+      }
+      case 'outbox':
+        return await outboxCommand(rest, env, print);
+      case '--version':
+      case '-v':
+        print(createRequire(import.meta.url)('../package.json').version);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        print(HELP);
+        return cmd === undefined ? 1 : 0;
+      default:
+        process.stderr.write(`unknown command "${cmd}"\n\n${HELP}\n`);
+        return 1;
+    }
+  } catch (err) {
+    process.stderr.write(`kitbridge: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+    return err instanceof ConfigError ? 2 : 1;
+  }
+}

@@ -1,0 +1,81 @@
+/** `kitbridge run <platform>`: validate everything, then start one connector process. */
+import {
+  type Bridge,
+  ConfigError,
+  coreConfigFromEnv,
+  coreEnvSchema,
+  coreSecrets,
+  createLogger,
+  parseEnv,
+  startBridge,
+} from '@kitbridge/core';
+import type { LevelWithSilent } from 'pino';
+import { z } from 'zod';
+import { loadPlatform } from './platforms.js';
+import { openStore, storeEnvSchema } from './store-url.js';
+
+const logEnvSchema = z.object({
+  KITBRIDGE_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level'),
+});
+
+/** Parses every schema and reports all bad variables at once. */
+function parseAll<T extends unknown[]>(env: NodeJS.ProcessEnv, ...schemas: { [K in keyof T]: z.ZodType<T[K]> }): T {
+  const problems: string[] = [];
+  const out = schemas.map((s) => {
+    try {
+      return parseEnv(s, env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.message.split('\n').slice(1));
+      return undefined;
+    }
+  });
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  return out as T;
+}
+
+export async function run(platformName: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Bridge> {
+  const plugin = await loadPlatform(platformName);
+  const [core, store, log, platform] = parseAll<[z.output<typeof coreEnvSchema>, z.output<typeof storeEnvSchema>, z.output<typeof logEnvSchema>, unknown]>(
+    env,
+    coreEnvSchema,
+    storeEnvSchema,
+    logEnvSchema,
+    plugin.env,
+  );
+  const config = coreConfigFromEnv(core);
+  const logger = createLogger({
+    level: log.KITBRIDGE_LOG_LEVEL as LevelWithSilent,
+    secrets: [...coreSecrets(config), ...plugin.secrets(platform)],
+  });
+  let storeHandle: Awaited<ReturnType<typeof openStore>>;
+  try {
+    storeHandle = await openStore(store.KITBRIDGE_STORE);
+  } catch (err) {
+    throw new Error(`KITBRIDGE_STORE: ${(err as Error).message}`);
+  }
+  const connector = plugin.create(platform, { publicUrl: config.publicUrl, logger: logger.child({ part: plugin.name }) });
+  const bridge = await startBridge({ config, connector, store: storeHandle, logger });
+  logger.info({ platform: plugin.name, url: config.publicUrl }, 'kitbridge running');
+  return bridge;
+}
+
+/** Stops on SIGTERM/SIGINT: intake first, in-flight work drained (bounded), exit 0. */
+export function stopOnSignals(bridge: Bridge): Promise<number> {
+  return new Promise((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      process.stderr.write(`kitbridge: ${sig}, draining\n`);
+      bridge.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

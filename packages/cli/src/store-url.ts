@@ -1,0 +1,21 @@
+/** KITBRIDGE_STORE: where durable state lives. `sqlite:PATH` (default) or `memory:`. */
+import { MemoryStore, type Store } from '@kitbridge/core';
+import { openSqliteStore } from '@kitbridge/store-sqlite';
+import { z } from 'zod';
+
+export const DEFAULT_STORE = 'sqlite:./kitbridge.db';
+
+export const storeEnvSchema = z.object({
+  KITBRIDGE_STORE: z
+    .string()
+    .default(DEFAULT_STORE)
+    .refine((v) => v === 'memory:' || /^sqlite:.+/.test(v), {
+      message: 'expected sqlite:PATH (e.g. sqlite:./kitbridge.db) or memory:',
+    })
+    .describe('Durable store: sqlite:PATH, or memory: for tests and the demo'),
+});
+
+export async function openStore(url: string): Promise<Store> {
+  if (url === 'memory:') return new MemoryStore();
+  return openSqliteStore(url.slice('sqlite:'.length));
+}

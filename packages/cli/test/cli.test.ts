@@ -1,0 +1,95 @@
+/** The `kitbridge` binary as an operator meets it: a real child process, real env. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const bin = new URL('../bin/kitbridge.js', import.meta.url).pathname;
+const tmp = mkdtempSync(join(os.tmpdir(), 'kitbridge-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const valid = {
+  KIT_ACCOUNT: 'acme',
+  KIT_API_TOKEN: 'kit-api-token-SECRET-1',
+  KIT_CHANNEL_UUID: 'chan-0001-uuid',
+  KIT_CHANNEL_SALT: 'salt-SECRET-2',
+  KITBRIDGE_PUBLIC_URL: 'https://bridge.example.com',
+  KITBRIDGE_MEDIA_SECRET: 'media-SECRET-3-0123456789abcdef0123456789',
+  TELEGRAM_BOT_TOKEN: '123456:AAAAaaaaBBBBbbbbCCCCccccDDDDdddd_-12',
+  KITBRIDGE_PORT: '0',
+  KITBRIDGE_HOST: '127.0.0.1',
+  KIT_IM_URL: 'http://127.0.0.1:9',
+};
+
+function kitbridge(args: string[], env: Record<string, string>) {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('kitbridge run: configuration', () => {
+  it('refuses to start without configuration, naming every missing variable', () => {
+    const r = kitbridge(['run', 'telegram'], {});
+    expect(r.code).toBe(2);
+    for (const v of ['KIT_ACCOUNT', 'KIT_API_TOKEN', 'KIT_CHANNEL_UUID', 'KIT_CHANNEL_SALT', 'KITBRIDGE_PUBLIC_URL', 'KITBRIDGE_MEDIA_SECRET', 'TELEGRAM_BOT_TOKEN']) {
+      expect(r.err).toContain(v);
+    }
+  });
+
+  it('says what is wrong with a bad value, without echoing secrets', () => {
+    const r = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_PORT: 'eighty', TELEGRAM_BOT_TOKEN: 'not-a-token-SECRET-4' });
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/KITBRIDGE_PORT: expected a port number/);
+    expect(r.err).toMatch(/TELEGRAM_BOT_TOKEN/);
+    expect(r.err).not.toMatch(/SECRET/);
+  });
+
+  it('names an unknown platform', () => {
+    const r = kitbridge(['run', 'fax'], valid);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('unknown platform "fax"; choose one of: telegram');
+  });
+
+  it('a store path that cannot be created stops start-up with a clear message', () => {
+    const file = join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    const r = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_STORE: `sqlite:${file}/sub/kitbridge.db` });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/KITBRIDGE_STORE: .*a-file\/sub\/kitbridge\.db/);
+  });
+
+  it('a corrupt store file stops start-up with a clear message', () => {
+    const file = join(tmp, 'corrupt.db');
+    writeFileSync(file, Buffer.alloc(8192, 0x5a));
+    const r = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_STORE: `sqlite:${file}` });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/KITBRIDGE_STORE: .*corrupt\.db/);
+  });
+});
+
+describe('kitbridge outbox', () => {
+  it('prints counts for an empty store', () => {
+    const r = kitbridge(['outbox'], { KITBRIDGE_STORE: `sqlite:${join(tmp, 'ops.db')}` });
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/inbound\s+pending 0 {2}dead 0/);
+    expect(r.out).toMatch(/outbound\s+pending 0 {2}dead 0/);
+  });
+
+  it('refuses a bad id', () => {
+    const r = kitbridge(['outbox', 'drop', 'abc'], { KITBRIDGE_STORE: `sqlite:${join(tmp, 'ops.db')}` });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('expected an item id');
+  });
+});
+
+describe('kitbridge --help', () => {
+  it('lists the commands', () => {
+    const r = kitbridge(['--help'], {});
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('kitbridge run <platform>');
+  });
+});

@@ -1,0 +1,415 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type {
+  ClientRecord,
+  JsonObject,
+  Leg,
+  NewOutboxItem,
+  OutboxItem,
+  OutboxStats,
+  Store,
+} from '@kitbridge/core';
+import Database from 'better-sqlite3';
+import { StoreOpenError } from './errors.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+
+/** Options of {@link SqliteStore.open}. */
+export interface SqliteStoreOptions {
+  /**
+   * Open for reading only (operator tools): never creates the file or its
+   * directory, never migrates; writes reject. Default false.
+   */
+  readonly?: boolean;
+  /** How long a write waits for another process's lock before failing, ms. Default 5000. */
+  busyTimeoutMs?: number;
+  /**
+   * `normal` (default) survives a crash of the process (kill -9, OOM kill);
+   * `full` also survives power loss / OS crash, at the cost of an fsync per write.
+   */
+  synchronous?: 'normal' | 'full';
+}
+
+interface ClientRow {
+  client_id: string;
+  address: string | null;
+  profile: string | null;
+  first_seen: number;
+  last_seen: number;
+  conversation: 'open' | 'closed';
+  close_reason: string | null;
+}
+
+interface OutboxRow {
+  id: number;
+  leg: Leg;
+  client_id: string;
+  key: string;
+  payload: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  state: 'pending' | 'dead';
+}
+
+interface StatsRow {
+  leg: Leg;
+  pending: number;
+  dead: number;
+  oldest: number | null;
+}
+
+const LEGS: readonly Leg[] = ['inbound', 'outbound'];
+const DEFAULT_LIST_LIMIT = 100;
+
+/**
+ * The Store on a SQLite file (better-sqlite3): survives restarts and crashes,
+ * and may be shared with operator tools (`kitbridge outbox ...`) running in
+ * other processes at the same time.
+ *
+ * better-sqlite3 is synchronous; every method runs its statements to the end
+ * before returning a settled promise, so each call is atomic on its own.
+ */
+export class SqliteStore implements Store {
+  /** `sqlite:<absolute path>`. */
+  readonly description: string;
+  private readonly s;
+  private readonly enqueueTx;
+  private readonly reviveIdsTx;
+
+  private constructor(
+    private readonly db: Database.Database,
+    /** Absolute path of the database file (or `:memory:`). */
+    readonly path: string,
+  ) {
+    this.description = `sqlite:${path}`;
+    // Prepared once; better-sqlite3 keeps them compiled for the life of the connection.
+    this.s = {
+      getClient: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE client_id = ?'),
+      saveClient: db.prepare(
+        `INSERT INTO clients (client_id, address, profile, first_seen, last_seen, conversation, close_reason)
+         VALUES (@clientId, @address, @profile, @firstSeen, @lastSeen, @conversation, @closeReason)
+         ON CONFLICT (client_id) DO UPDATE SET
+           address = excluded.address, profile = excluded.profile, last_seen = excluded.last_seen,
+           conversation = excluded.conversation, close_reason = excluded.close_reason`,
+      ),
+      keyExpiry: db
+        .prepare<[Leg, string], number>('SELECT expires_at FROM dedupe WHERE leg = ? AND key = ?')
+        .pluck(),
+      putKey: db.prepare(
+        `INSERT INTO dedupe (leg, key, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (leg, key) DO UPDATE SET expires_at = excluded.expires_at`,
+      ),
+      insertItem: db.prepare<[Leg, string, string, string, number, number], OutboxRow>(
+        `INSERT INTO outbox (leg, client_id, key, payload, created_at, attempts, next_attempt_at, state)
+         VALUES (?, ?, ?, ?, ?, 0, ?, 'pending') RETURNING *`,
+      ),
+      pending: db.prepare<[Leg], OutboxRow>(
+        "SELECT * FROM outbox WHERE leg = ? AND state = 'pending' ORDER BY id",
+      ),
+      reschedule: db.prepare(
+        'UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?',
+      ),
+      delete: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      bury: db.prepare("UPDATE outbox SET attempts = ?, last_error = ?, state = 'dead' WHERE id = ?"),
+      list: db.prepare<[{ leg: Leg | null; state: string | null; limit: number }], OutboxRow>(
+        `SELECT * FROM outbox
+         WHERE (@leg IS NULL OR leg = @leg) AND (@state IS NULL OR state = @state)
+         ORDER BY id LIMIT @limit`,
+      ),
+      get: db.prepare<[number], OutboxRow>('SELECT * FROM outbox WHERE id = ?'),
+      reviveId: db.prepare(
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ?",
+      ),
+      reviveDead: db.prepare(
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'dead'",
+      ),
+      stats: db.prepare<[], StatsRow>(
+        `SELECT leg, SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead,
+                MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest
+         FROM outbox GROUP BY leg`,
+      ),
+      prune: db.prepare('DELETE FROM dedupe WHERE expires_at <= ?'),
+    };
+
+    // Dedupe check, key insert and item insert commit together or not at all.
+    this.enqueueTx = db.transaction(
+      (item: NewOutboxItem, dedupeTtlMs: number, now: number): OutboxItem | undefined => {
+        const until = this.s.keyExpiry.get(item.leg, item.key);
+        if (until !== undefined && until > now) return undefined;
+        this.s.putKey.run(item.leg, item.key, now + dedupeTtlMs);
+        const row = this.s.insertItem.get(
+          item.leg,
+          item.clientId,
+          item.key,
+          JSON.stringify(item.payload),
+          now,
+          now,
+        );
+        return toItem(row!);
+      },
+    );
+    this.reviveIdsTx = db.transaction((ids: number[], now: number) => {
+      let n = 0;
+      for (const id of new Set(ids)) n += this.s.reviveId.run(now, id).changes;
+      return n;
+    });
+  }
+
+  /**
+   * Opens (creating the file and its directory when missing) and migrates the
+   * store at `file`. Throws {@link StoreOpenError} naming the path and the
+   * problem: cannot create/open, not a database, newer schema, migration failed.
+   * `:memory:` gives a private in-memory database (tests).
+   */
+  static open(file: string, opts: SqliteStoreOptions = {}): SqliteStore {
+    const memory = file === ':memory:';
+    const path = memory ? file : resolve(file);
+    const readonly = opts.readonly ?? false;
+    if (!memory && !readonly) {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+      } catch (err) {
+        throw new StoreOpenError(path, 'cannot-open', `cannot create its directory: ${fsProblem(err)}`, {
+          cause: err,
+        });
+      }
+    }
+
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly, fileMustExist: readonly, timeout: opts.busyTimeoutMs ?? 5000 });
+    } catch (err) {
+      throw new StoreOpenError(path, 'cannot-open', openProblem(err, readonly), { cause: err });
+    }
+    try {
+      configure(db, opts);
+      migrate(db, path, readonly);
+      return new SqliteStore(db, path);
+    } catch (err) {
+      db.close();
+      if (err instanceof StoreOpenError) throw err;
+      const code = sqliteCode(err);
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new StoreOpenError(path, 'not-a-database', 'the file is not a SQLite database (corrupt?)', {
+          cause: err,
+        });
+      }
+      throw new StoreOpenError(path, 'cannot-open', openProblem(err, readonly), { cause: err });
+    }
+  }
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const row = this.s.getClient.get(clientId);
+    return row && toClient(row);
+  }
+
+  async saveClient(record: ClientRecord): Promise<void> {
+    this.s.saveClient.run({
+      clientId: record.clientId,
+      address: jsonOrNull(record.address),
+      profile: jsonOrNull(record.profile),
+      firstSeen: record.firstSeen,
+      lastSeen: record.lastSeen,
+      conversation: record.conversation,
+      closeReason: record.closeReason ?? null,
+    });
+  }
+
+  async enqueue(item: NewOutboxItem, dedupeTtlMs: number, now: number): Promise<OutboxItem | undefined> {
+    // IMMEDIATE takes the write lock up front: a read-then-write transaction in
+    // WAL mode could otherwise fail with SQLITE_BUSY_SNAPSHOT when another
+    // process (an operator command) wrote in between.
+    return this.enqueueTx.immediate(item, dedupeTtlMs, now);
+  }
+
+  async pending(leg: Leg): Promise<OutboxItem[]> {
+    return this.s.pending.all(leg).map(toItem);
+  }
+
+  async reschedule(id: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void> {
+    this.s.reschedule.run(attempts, nextAttemptAt, lastError, id);
+  }
+
+  async complete(id: number): Promise<void> {
+    this.s.delete.run(id);
+  }
+
+  async bury(id: number, attempts: number, reason: string): Promise<void> {
+    this.s.bury.run(attempts, reason, id);
+  }
+
+  async list(filter: { leg?: Leg; state?: 'pending' | 'dead'; limit?: number }): Promise<OutboxItem[]> {
+    return this.s.list
+      .all({
+        leg: filter.leg ?? null,
+        state: filter.state ?? null,
+        limit: Math.max(0, filter.limit ?? DEFAULT_LIST_LIMIT),
+      })
+      .map(toItem);
+  }
+
+  async get(id: number): Promise<OutboxItem | undefined> {
+    const row = this.s.get.get(id);
+    return row && toItem(row);
+  }
+
+  async revive(ids: number[] | 'all-dead', now: number): Promise<number> {
+    if (ids === 'all-dead') return this.s.reviveDead.run(now).changes;
+    return this.reviveIdsTx.immediate(ids, now);
+  }
+
+  async drop(id: number): Promise<boolean> {
+    return this.s.delete.run(id).changes > 0;
+  }
+
+  async stats(): Promise<OutboxStats[]> {
+    const rows = new Map(this.s.stats.all().map((r) => [r.leg, r]));
+    return LEGS.map((leg) => {
+      const r = rows.get(leg);
+      const stats: OutboxStats = { leg, pending: r?.pending ?? 0, dead: r?.dead ?? 0 };
+      if (r?.oldest != null) stats.oldestPendingAt = r.oldest;
+      return stats;
+    });
+  }
+
+  async prune(now: number): Promise<number> {
+    return this.s.prune.run(now).changes;
+  }
+
+  /** Closes the connection (checkpointing the WAL). Idempotent. */
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Async form of {@link SqliteStore.open}, for symmetry with stores that need I/O to open. */
+export async function openSqliteStore(file: string, opts?: SqliteStoreOptions): Promise<SqliteStore> {
+  return SqliteStore.open(file, opts);
+}
+
+function configure(db: Database.Database, opts: SqliteStoreOptions): void {
+  // The first statement reads the header: a corrupt file fails here with SQLITE_NOTADB.
+  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+  db.pragma('foreign_keys = ON');
+  if (!db.readonly) {
+    // WAL: readers (operator tools) never block the writer and vice versa.
+    db.pragma('journal_mode = WAL');
+    // In WAL mode, NORMAL writes each commit to the WAL file before returning
+    // (no fsync). The OS page cache then holds it, so a crash of this process
+    // (kill -9, OOM) loses nothing that was committed; only a power loss or OS
+    // crash may lose the last commits, and never corrupts the file. Crash of the
+    // process is our requirement; `synchronous: 'full'` covers power loss too.
+    db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  }
+  // Surface "not a database" now rather than on the first query.
+  db.pragma('schema_version');
+}
+
+function migrate(db: Database.Database, path: string, readonly: boolean): void {
+  const version = (): number => db.pragma('user_version', { simple: true }) as number;
+  const check = (v: number) => {
+    if (v > SCHEMA_VERSION) {
+      throw new StoreOpenError(
+        path,
+        'newer-schema',
+        `its schema version ${v} is newer than this build of @kitbridge/store-sqlite knows (${SCHEMA_VERSION}); ` +
+          'upgrade kitbridge or use another file',
+      );
+    }
+  };
+  const seen = version();
+  check(seen);
+  if (seen === SCHEMA_VERSION) return;
+  if (readonly) {
+    throw new StoreOpenError(
+      path,
+      'needs-migration',
+      `its schema version ${seen} is older than ${SCHEMA_VERSION} and it was opened read-only; ` +
+        'open it read-write once to migrate',
+    );
+  }
+  // IMMEDIATE, and the version read again inside: two processes opening a new
+  // file at once migrate it once.
+  db.transaction(() => {
+    const from = version();
+    check(from);
+    for (let v = from; v < SCHEMA_VERSION; v++) {
+      try {
+        db.exec(MIGRATIONS[v]!);
+      } catch (err) {
+        throw new StoreOpenError(
+          path,
+          'migration-failed',
+          `migration to schema version ${v + 1} failed (file left unchanged): ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  return err instanceof Database.SqliteError ? err.code : undefined;
+}
+
+function openProblem(err: unknown, readonly: boolean): string {
+  const code = sqliteCode(err);
+  const message = (err as Error).message;
+  if (/directory does not exist/i.test(message)) return 'its directory does not exist';
+  if (code === 'SQLITE_CANTOPEN') {
+    return readonly
+      ? 'the file does not exist or cannot be read (read-only mode never creates it)'
+      : 'the file cannot be created or opened (is it a directory? permissions?)';
+  }
+  if (code?.startsWith('SQLITE_READONLY')) return 'the file or its directory is read-only';
+  if (code === 'SQLITE_PERM' || code === 'SQLITE_AUTH') return 'permission denied';
+  return message;
+}
+
+function fsProblem(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const what: Record<string, string> = {
+    ENOTDIR: 'a component of the path is a file, not a directory',
+    EEXIST: 'a component of the path is a file, not a directory',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'read-only file system',
+  };
+  const known = e.code && what[e.code];
+  return known ? `${known} (${e.message})` : e.message;
+}
+
+function jsonOrNull(v: JsonObject | undefined): string | null {
+  return v === undefined ? null : JSON.stringify(v);
+}
+
+function toClient(r: ClientRow): ClientRecord {
+  const c: ClientRecord = {
+    clientId: r.client_id,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    conversation: r.conversation,
+  };
+  if (r.address !== null) c.address = JSON.parse(r.address) as JsonObject;
+  if (r.profile !== null) c.profile = JSON.parse(r.profile) as JsonObject;
+  if (r.close_reason !== null) c.closeReason = r.close_reason;
+  return c;
+}
+
+function toItem(r: OutboxRow): OutboxItem {
+  const i: OutboxItem = {
+    id: r.id,
+    leg: r.leg,
+    clientId: r.client_id,
+    key: r.key,
+    payload: JSON.parse(r.payload) as JsonObject,
+    createdAt: r.created_at,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    state: r.state,
+  };
+  if (r.last_error !== null) i.lastError = r.last_error;
+  return i;
+}

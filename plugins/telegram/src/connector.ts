@@ -1,0 +1,316 @@
+/**
+ * The Telegram connector: grammy against the Bot API (cloud or self-hosted).
+ * Intake by long polling (default) or webhook, at-least-once either way: an
+ * update is confirmed to Telegram only after core stored the message.
+ */
+import { autoRetry } from '@grammyjs/auto-retry';
+import {
+  type AgentMessage,
+  type AttachmentRef,
+  type BackoffOptions,
+  backoffDelay,
+  type ChannelConnector,
+  type CloseReason,
+  type ConfigValidating,
+  type ConnectionStatus,
+  type ConnectorContext,
+  type DeliveryTarget,
+  type Logger,
+  type MediaLimits,
+  PermanentDeliveryError,
+  type ResolvedFile,
+  silentLogger,
+  sleep,
+  type TypingCapable,
+} from '@kitbridge/core';
+import { Bot, GrammyError, webhookCallback } from 'grammy';
+import type { Update, UserFromGetMe } from 'grammy/types';
+import { AvatarCache } from './avatar.js';
+import { CLIENT_ID_PREFIX, parseClientId } from './client-id.js';
+import { DEFAULT_API_ROOT } from './config.js';
+import { safeError, toDeliveryError } from './errors.js';
+import { TelegramFiles } from './files.js';
+import { mapUpdate, type Utm } from './inbound.js';
+import { TELEGRAM_MEDIA_LIMITS } from './limits.js';
+import { planMessage, planText, type Step } from './outbound.js';
+import { type PacingOptions, pacing } from './pacing.js';
+import { ALLOWED_UPDATES, Poller, type PollingOptions } from './polling.js';
+
+/** Path of the webhook route on kitbridge's HTTP server. */
+export const WEBHOOK_PATH = '/telegram/webhook';
+
+export interface TelegramConnectorOptions {
+  token: string;
+  /** Bot API server, without a trailing slash. Default https://api.telegram.org. */
+  apiRoot?: string;
+  mode?: 'polling' | 'webhook';
+  /** Required in webhook mode: Telegram sends it in X-Telegram-Bot-Api-Secret-Token. */
+  webhookSecret?: string;
+  /** Serve group chats, each group one client. Default false. */
+  allowGroups?: boolean;
+  /** KITBRIDGE_PUBLIC_URL, for validateConfig (the bridge passes it again at start). */
+  publicUrl?: string;
+  logger?: Logger;
+  polling?: PollingOptions;
+  pacing?: PacingOptions;
+  /** 429/5xx retries inside one API call (@grammyjs/auto-retry). Longer waits go back to core's outbox. */
+  autoRetry?: { maxRetryAttempts?: number; maxDelaySeconds?: number };
+  /** Retry of getMe/setWebhook when Telegram is unreachable at start. Default 1 s .. 60 s. */
+  connectBackoff?: BackoffOptions;
+  /** How long a looked-up profile photo is reused. Default one day. */
+  avatarTtlMs?: number;
+}
+
+/** Thrown by start() when Telegram refuses the token. */
+const TOKEN_REJECTED = 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)';
+
+export class TelegramConnector implements ChannelConnector, TypingCapable, ConfigValidating {
+  readonly name = 'telegram';
+  readonly mediaLimits: MediaLimits = TELEGRAM_MEDIA_LIMITS;
+  /** The grammy bot: its `api` is usable for anything the connector does not cover. */
+  readonly bot: Bot;
+  private readonly apiRoot: string;
+  private readonly files: TelegramFiles;
+  private readonly avatars: AvatarCache;
+  private logger: Logger;
+  private ctx?: ConnectorContext;
+  private state: ConnectionStatus = { state: 'stopped' };
+  private poller?: Poller;
+  private run?: AbortController;
+  private connecting?: Promise<void>;
+  /** /start payloads waiting for the client's next message (in memory: lost on restart). */
+  private readonly pendingUtm = new Map<string, Utm>();
+  /** Steps already done per Kit event, so a retried delivery resumes instead of repeating. */
+  private readonly progress = new Map<string, number>();
+
+  constructor(private readonly opts: TelegramConnectorOptions) {
+    this.apiRoot = (opts.apiRoot ?? DEFAULT_API_ROOT).replace(/\/+$/, '');
+    this.logger = opts.logger ?? silentLogger;
+    this.bot = new Bot(opts.token, { client: { apiRoot: this.apiRoot } });
+    // Innermost first: pacing sees every attempt, auto-retry wraps it.
+    this.bot.api.config.use(pacing(opts.pacing));
+    this.bot.api.config.use(
+      autoRetry({
+        maxRetryAttempts: opts.autoRetry?.maxRetryAttempts ?? 3,
+        maxDelaySeconds: opts.autoRetry?.maxDelaySeconds ?? 60,
+        rethrowHttpErrors: true, // network errors go back to the caller's own retry
+      }),
+    );
+    this.bot.use((c) => this.handleUpdate(c.update));
+    this.files = new TelegramFiles({ api: this.bot.api, token: opts.token, apiRoot: this.apiRoot });
+    this.avatars = new AvatarCache(this.bot.api, this.logger, opts.avatarTtlMs);
+  }
+
+  ownsClient(clientId: string): boolean {
+    return clientId.startsWith(CLIENT_ID_PREFIX);
+  }
+
+  status(): ConnectionStatus {
+    return this.state;
+  }
+
+  validateConfig(): string[] {
+    const problems: string[] = [];
+    if (this.opts.mode === 'webhook') {
+      if (!this.opts.webhookSecret) problems.push('TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_MODE=webhook');
+      if (this.apiRoot === DEFAULT_API_ROOT && this.opts.publicUrl && !this.opts.publicUrl.startsWith('https://')) {
+        problems.push('Telegram delivers webhooks over HTTPS only: KITBRIDGE_PUBLIC_URL must start with https://');
+      }
+    }
+    return problems;
+  }
+
+  async start(ctx: ConnectorContext): Promise<void> {
+    this.ctx = ctx;
+    this.logger = ctx.logger;
+    this.run = new AbortController();
+    const run = this.run;
+    ctx.signal.addEventListener('abort', () => run.abort(), { once: true });
+    this.setStatus({ state: 'starting' });
+    if (this.opts.mode === 'webhook') this.addWebhookRoute(ctx);
+
+    try {
+      await this.connect(ctx);
+    } catch (err) {
+      if (isUnauthorized(err)) {
+        this.setStatus({ state: 'failed', reason: TOKEN_REJECTED });
+        throw new Error(TOKEN_REJECTED);
+      }
+      // Telegram unreachable: keep trying in the background; /readyz says not ready meanwhile.
+      const reason = safeError(err, this.opts.token).message;
+      this.logger.warn({ err: reason }, 'Telegram unreachable at start; retrying');
+      this.setStatus({ state: 'reconnecting', reason });
+      this.connecting = this.connectInBackground(ctx, run.signal);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.run?.abort();
+    await this.connecting?.catch(() => {});
+    const poller = this.poller;
+    this.poller = undefined;
+    await poller?.stop();
+    await this.files.close();
+    this.connecting = undefined;
+    this.setStatus({ state: 'stopped' });
+  }
+
+  async deliver(target: DeliveryTarget, message: AgentMessage): Promise<void> {
+    const chatId = this.chatOf(target);
+    await this.runSteps(message.eventId, planMessage(chatId, message));
+  }
+
+  async closeConversation(target: DeliveryTarget, _reason: CloseReason, closingText?: string): Promise<void> {
+    if (!closingText) return;
+    const chatId = this.chatOf(target);
+    for (const step of planText(chatId, closingText)) await this.call(step);
+  }
+
+  async sendTyping(target: DeliveryTarget): Promise<void> {
+    const chatId = this.chatOf(target);
+    await this.call((api) => api.sendChatAction(chatId, 'typing'));
+  }
+
+  resolveAttachment(ref: AttachmentRef): Promise<ResolvedFile> {
+    return this.files.open(ref);
+  }
+
+  // ---------------------------------------------------------------- intake
+
+  /** getMe, then polling or the webhook; 'connected' once updates can flow. */
+  private async connect(ctx: ConnectorContext): Promise<void> {
+    const me: UserFromGetMe = await this.bot.api.getMe();
+    this.bot.botInfo = me;
+    this.logger.info({ bot: me.username, mode: this.opts.mode ?? 'polling' }, 'Telegram bot identified');
+    if (this.run?.signal.aborted) return;
+    if (this.opts.mode === 'webhook') {
+      await this.bot.api.setWebhook(`${ctx.publicUrl}${WEBHOOK_PATH}`, {
+        secret_token: this.opts.webhookSecret!,
+        allowed_updates: [...ALLOWED_UPDATES],
+      });
+      this.setStatus({ state: 'connected' });
+      return;
+    }
+    // A webhook left behind makes getUpdates answer 409; removing it keeps its pending updates.
+    await this.bot.api.deleteWebhook();
+    this.poller = new Poller(
+      this.bot,
+      {
+        connected: () => this.setStatus({ state: 'connected' }),
+        failed: (reason) => this.setStatus({ state: 'failed', reason }),
+        reconnecting: (reason) => this.setStatus({ state: 'reconnecting', reason }),
+      },
+      this.logger,
+      this.opts.polling,
+    );
+    await this.poller.start();
+  }
+
+  private async connectInBackground(ctx: ConnectorContext, signal: AbortSignal): Promise<void> {
+    const backoff = this.opts.connectBackoff ?? { baseMs: 1_000, maxMs: 60_000 };
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      await sleep(backoffDelay(attempt, backoff), signal).catch(() => {});
+      if (signal.aborted) return;
+      try {
+        await this.connect(ctx);
+        return;
+      } catch (err) {
+        const reason = isUnauthorized(err) ? TOKEN_REJECTED : safeError(err, this.opts.token).message;
+        this.setStatus({ state: isUnauthorized(err) ? 'failed' : 'reconnecting', reason });
+        this.logger.warn({ err: reason, attempt }, 'Telegram connect failed; retrying');
+      }
+    }
+  }
+
+  private addWebhookRoute(ctx: ConnectorContext): void {
+    const handle = webhookCallback(this.bot, 'http', { secretToken: this.opts.webhookSecret! });
+    ctx.route('POST', WEBHOOK_PATH, async (req, res) => {
+      if (this.run?.signal.aborted) {
+        // Stopping: Telegram keeps the update and sends it again later.
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('Service Unavailable');
+        return;
+      }
+      await handle(req, res);
+    });
+  }
+
+  /**
+   * The one middleware: map, then hand to core. Returns only after core stored
+   * the message; a rejected receive propagates, so the update is not confirmed.
+   */
+  private async handleUpdate(update: Update): Promise<void> {
+    const ctx = this.ctx;
+    if (!ctx) throw new Error('connector not started');
+    let mapped: ReturnType<typeof mapUpdate>;
+    try {
+      mapped = mapUpdate(update, { allowGroups: this.opts.allowGroups ?? false });
+    } catch (err) {
+      // A malformed update must not block the queue behind it.
+      this.logger.error({ update_id: update.update_id, err: (err as Error).message }, 'unreadable update skipped');
+      return;
+    }
+    if (mapped.kind === 'skip') {
+      this.logger.debug({ update_id: update.update_id, reason: mapped.reason }, 'update ignored');
+      return;
+    }
+    if (mapped.kind === 'start') {
+      if (mapped.utm) this.pendingUtm.set(mapped.clientId, mapped.utm);
+      this.logger.debug({ clientId: mapped.clientId, utm: mapped.utm }, '/start received');
+      return;
+    }
+    const message = mapped.message;
+    const profile = (message.client.profile ??= {});
+    const utm = this.pendingUtm.get(message.client.clientId);
+    if (utm) profile.utm = utm;
+    if (mapped.userId !== undefined) {
+      const avatar = await this.avatars.get(mapped.userId);
+      if (avatar) profile.avatar = avatar;
+    }
+    await ctx.receive(message);
+    if (utm) this.pendingUtm.delete(message.client.clientId);
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  private chatOf(target: DeliveryTarget): number {
+    const chatId = parseClientId(target.clientId);
+    if (chatId === undefined) throw new PermanentDeliveryError(`not a Telegram client id: ${target.clientId}`);
+    return chatId;
+  }
+
+  private async call(step: Step): Promise<void> {
+    try {
+      await step(this.bot.api);
+    } catch (err) {
+      throw toDeliveryError(err, this.opts.token);
+    }
+  }
+
+  /** Runs the steps of one Kit event, skipping those a failed earlier attempt already sent. */
+  private async runSteps(eventId: string, steps: Step[]): Promise<void> {
+    let done = this.progress.get(eventId) ?? 0;
+    for (; done < steps.length; done++) {
+      try {
+        await this.call(steps[done]!);
+      } catch (err) {
+        if (done > 0) this.remember(eventId, done);
+        throw err;
+      }
+    }
+    this.progress.delete(eventId);
+  }
+
+  private remember(eventId: string, done: number): void {
+    this.progress.set(eventId, done);
+    if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value!);
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    this.state = status;
+    this.ctx?.setStatus(status);
+  }
+}
+
+function isUnauthorized(err: unknown): boolean {
+  return err instanceof GrammyError && err.error_code === 401;
+}

@@ -1,0 +1,88 @@
+/**
+ * Customer files for the media proxy: getFile, then a stream of the file from
+ * the Bot API's file endpoint. That URL holds the bot token, so it never leaves
+ * this module: not in a returned value, not in an error message.
+ */
+import { AttachmentGoneError, type AttachmentRef, type ResolvedFile } from '@kitbridge/core';
+import { type Api, GrammyError } from 'grammy';
+import { Agent, request } from 'undici';
+import { DEFAULT_API_ROOT } from './config.js';
+import { safeError, scrubToken } from './errors.js';
+import { CLOUD_DOWNLOAD_LIMIT_BYTES } from './limits.js';
+
+export interface FileSourceOptions {
+  api: Api;
+  token: string;
+  /** Without a trailing slash. */
+  apiRoot: string;
+}
+
+export class TelegramFiles {
+  /** A dispatcher of our own: downloads never share (or leak into) the process-wide one. */
+  private agent?: Agent;
+
+  constructor(private readonly opts: FileSourceOptions) {}
+
+  /** Opens a Telegram file by its file_id. Throws AttachmentGoneError when Telegram no longer has it. */
+  async open(ref: AttachmentRef): Promise<ResolvedFile> {
+    const { api, token, apiRoot } = this.opts;
+    let file: Awaited<ReturnType<Api['getFile']>>;
+    try {
+      file = await api.getFile(ref.ref);
+    } catch (err) {
+      // 400: "wrong file_id", "file is too big", "file not found": no retry brings it back.
+      if (err instanceof GrammyError && err.error_code === 400) {
+        throw new AttachmentGoneError(`Telegram no longer serves this file (${err.description})`);
+      }
+      throw safeError(err, token);
+    }
+    const size = file.file_size ?? ref.size;
+    if (size !== undefined && size > CLOUD_DOWNLOAD_LIMIT_BYTES && apiRoot === DEFAULT_API_ROOT) {
+      throw new Error(
+        `file of ${(size / 1024 ** 2).toFixed(1)} MB is over the cloud Bot API's 20 MB download limit ` +
+          '(a self-hosted Bot API server, set with TELEGRAM_API_ROOT, has none)',
+      );
+    }
+    if (!file.file_path) throw new AttachmentGoneError('Telegram gave no file_path for this file');
+
+    const path = file.file_path.split('/').map(encodeURIComponent).join('/');
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(`${apiRoot}/file/bot${token}/${path}`, { dispatcher: (this.agent ??= newAgent()) });
+    } catch (err) {
+      throw new Error(`Telegram file download failed: ${scrubToken((err as Error).message, token)}`);
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump().catch(() => {});
+      if (res.statusCode === 404 || res.statusCode === 400) throw new AttachmentGoneError('Telegram no longer serves this file');
+      throw new Error(`Telegram file download failed: HTTP ${res.statusCode}`);
+    }
+    const length = Number(res.headers['content-length']);
+    const header = res.headers['content-type'];
+    const contentType = ref.mimeType ?? (typeof header === 'string' ? header : undefined);
+    return {
+      stream: res.body,
+      ...(contentType ? { contentType } : {}),
+      ...(Number.isFinite(length) ? { size: length } : size !== undefined ? { size } : {}),
+      ...(ref.fileName ? { fileName: ref.fileName } : {}),
+    };
+  }
+
+  /** Closes the download connections; running downloads get `graceMs` to finish. */
+  async close(graceMs = 2_000): Promise<void> {
+    const agent = this.agent;
+    this.agent = undefined;
+    if (!agent) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      agent.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => resolve(agent.destroy()), graceMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+}
+
+function newAgent(): Agent {
+  return new Agent({ connections: 16, headersTimeout: 30_000, bodyTimeout: 60_000 });
+}

@@ -1,0 +1,84 @@
+/**
+ * AgentMessage -> Bot API calls. Text goes first (agent text, then core's
+ * notices), split at 4096 characters; then each file, uploaded from a stream of
+ * Kit's URL; then locations and contacts. Each message becomes a list of steps,
+ * so a retry after a partial failure can resume where it stopped.
+ */
+import type { AgentMessage, FetchedFile, OutboundAttachment } from '@kitbridge/core';
+import { type Api, GrammyError, InputFile } from 'grammy';
+import { splitText } from './split.js';
+
+/** One Bot API call of a delivery. */
+export type Step = (api: Api) => Promise<unknown>;
+
+/** The calls that deliver `message` to `chatId`, in order. */
+export function planMessage(chatId: number, message: AgentMessage): Step[] {
+  const steps: Step[] = [];
+  const text = [message.text, ...message.notices].filter((t): t is string => !!t && /\S/.test(t)).join('\n\n');
+  steps.push(...planText(chatId, text));
+  for (const a of message.attachments) steps.push((api) => sendAttachment(api, chatId, a));
+  for (const l of message.locations) {
+    steps.push((api) => api.sendLocation(chatId, l.latitude, l.longitude));
+    if (l.address) steps.push((api) => api.sendMessage(chatId, l.address!));
+  }
+  for (const c of message.contacts) {
+    const label = [c.name, c.number].filter(Boolean).join(': ');
+    if (c.number) steps.push((api) => api.sendContact(chatId, c.number!, c.name || c.number!));
+    else if (label) steps.push((api) => api.sendMessage(chatId, label));
+  }
+  return steps;
+}
+
+/** One sendMessage per piece of the split text. */
+export function planText(chatId: number, text: string | undefined): Step[] {
+  return text ? splitText(text).map((piece) => (api: Api) => api.sendMessage(chatId, piece)) : [];
+}
+
+/** Which upload method fits a file: voice notes (ogg/opus) go as voice, the rest by kind. */
+export function uploadMethod(a: Pick<OutboundAttachment, 'kind' | 'fileName' | 'contentType'>) {
+  switch (a.kind) {
+    case 'photo':
+      return 'sendPhoto';
+    case 'video':
+      return 'sendVideo';
+    case 'audio':
+      return /ogg|opus/i.test(a.contentType ?? '') || /\.(ogg|oga|opus)$/i.test(a.fileName) ? 'sendVoice' : 'sendAudio';
+    default:
+      return 'sendDocument';
+  }
+}
+
+async function sendAttachment(api: Api, chatId: number, a: OutboundAttachment): Promise<unknown> {
+  const method = uploadMethod(a);
+  try {
+    return await upload(api, method, chatId, a);
+  } catch (err) {
+    // Telegram rejects some images as photos (dimensions, format): they still go through as files.
+    if (method === 'sendPhoto' && err instanceof GrammyError && err.error_code === 400) {
+      return upload(api, 'sendDocument', chatId, a);
+    }
+    throw err;
+  }
+}
+
+async function upload(
+  api: Api,
+  method: 'sendPhoto' | 'sendVideo' | 'sendAudio' | 'sendVoice' | 'sendDocument',
+  chatId: number,
+  a: OutboundAttachment,
+): Promise<unknown> {
+  // Open before the call so a failed fetch surfaces as itself, not as a broken upload;
+  // a retry inside grammy (auto-retry) asks the supplier again and gets a fresh stream.
+  let first: FetchedFile | undefined = await a.open();
+  const opened = first;
+  const file = new InputFile(async () => {
+    const f = first ?? (await a.open());
+    first = undefined;
+    return f.stream as AsyncIterable<Uint8Array>;
+  }, a.fileName);
+  try {
+    return await api[method](chatId, file);
+  } finally {
+    if (first) opened.stream.destroy();
+  }
+}

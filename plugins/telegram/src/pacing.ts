@@ -1,0 +1,40 @@
+/**
+ * Paces outgoing messages below Telegram's flood limits (about one message per
+ * second per chat, about 30 per second overall) so bursts are smoothed here
+ * rather than answered with 429s. An API transformer: every send* call reserves
+ * a slot in its chat's schedule and in the global one, then waits for it. Slots
+ * are reserved synchronously in call order, so messages to one chat keep their order.
+ */
+import { sleep } from '@kitbridge/core';
+import type { Transformer } from 'grammy';
+
+export interface PacingOptions {
+  /** Minimum gap between two messages to one chat, ms. Default 1000. */
+  perChatMs?: number;
+  /** Minimum gap between any two messages, ms. Default 34 (about 30/s). */
+  globalMs?: number;
+}
+
+/** Calls that do not post a message to the chat and so are not paced. */
+const UNPACED = new Set(['sendChatAction']);
+
+export function pacing(opts: PacingOptions = {}): Transformer {
+  const perChatMs = opts.perChatMs ?? 1000;
+  const globalMs = opts.globalMs ?? 34;
+  const chatNext = new Map<string, number>();
+  let globalNext = 0;
+
+  return async (prev, method, payload, signal) => {
+    const chat = (payload as { chat_id?: unknown } | undefined)?.chat_id;
+    if (!method.startsWith('send') || UNPACED.has(method) || chat === undefined) return prev(method, payload, signal);
+    const now = Date.now();
+    const key = String(chat);
+    const chatSlot = Math.max(now, chatNext.get(key) ?? 0);
+    chatNext.set(key, chatSlot + perChatMs);
+    const slot = Math.max(chatSlot, globalNext);
+    globalNext = slot + globalMs;
+    if (chatNext.size > 10_000) for (const [k, t] of chatNext) if (t < now) chatNext.delete(k);
+    if (slot > now) await sleep(slot - now, signal as AbortSignal | undefined);
+    return prev(method, payload, signal);
+  };
+}

@@ -1,0 +1,4 @@
+import { MemoryStore } from '@kitbridge/core';
+import { describeStoreConformance } from '@kitbridge/testkit/store-conformance';
+
+describeStoreConformance('MemoryStore', async () => new MemoryStore());
