@@ -1,4 +1,3 @@
-// STUB — owned by the Kit-client helper; signatures are the contract.
 /** Base of every error KitClient throws. Carries Kit's own error text and code, never a token. */
 export class KitError extends Error {
   override name = 'KitError';

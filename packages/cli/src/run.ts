@@ -9,7 +9,7 @@ import {
   parseEnv,
   startBridge,
 } from '@kitbridge/core';
-import type { LevelWithSilent } from 'pino';
+import type { LoggerOptions } from '@kitbridge/core';
 import { z } from 'zod';
 import { loadPlatform } from './platforms.js';
 import { openStore, storeEnvSchema } from './store-url.js';
@@ -48,7 +48,7 @@ export async function run(platformName: string | undefined, env: NodeJS.ProcessE
   );
   const config = coreConfigFromEnv(core);
   const logger = createLogger({
-    level: log.KITBRIDGE_LOG_LEVEL as LevelWithSilent,
+    level: log.KITBRIDGE_LOG_LEVEL as LoggerOptions['level'],
     secrets: [...coreSecrets(config), ...plugin.secrets(platform)],
   });
   let storeHandle: Awaited<ReturnType<typeof openStore>>;

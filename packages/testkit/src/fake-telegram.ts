@@ -77,6 +77,8 @@ export interface ApiCall {
   files: ReceivedFile[];
   /** `json`, `form`, `multipart` or `query`. */
   encoding: string;
+  /** Date.now() when the request arrived. */
+  at: number;
 }
 
 export interface StoredFile {
@@ -179,14 +181,19 @@ export class FakeTelegram {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<this> {
+  /** Listens on 127.0.0.1, on `port` (default: any free port). */
+  async start(port = 0): Promise<this> {
     const server = createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
-        if (!res.headersSent) reply(res, 500, { ok: false, error_code: 500, description: `fake: ${err.message}` });
+        if (!res.headersSent)
+          reply(res, 500, { ok: false, error_code: 500, description: `fake: ${err.message}` });
         else res.destroy();
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
     this.server = server;
     this.port = (server.address() as AddressInfo).port;
     return this;
@@ -228,7 +235,11 @@ export class FakeTelegram {
   }
 
   /** A photo (the bytes registered as a file, in two sizes) with an optional caption. */
-  photoFrom(user: TgUser, bytes: Buffer, opts: { caption?: string; fields?: Partial<TgMessage> } = {}): TgUpdate {
+  photoFrom(
+    user: TgUser,
+    bytes: Buffer,
+    opts: { caption?: string; fields?: Partial<TgMessage> } = {},
+  ): TgUpdate {
     return this.messageFrom(user, {
       photo: this.photoSizes(bytes),
       ...(opts.caption ? { caption: opts.caption } : {}),
@@ -242,7 +253,10 @@ export class FakeTelegram {
     bytes: Buffer,
     opts: { fileName: string; mimeType?: string; caption?: string; fields?: Partial<TgMessage> },
   ): TgUpdate {
-    const f = this.addFile(bytes, { fileName: opts.fileName, ...(opts.mimeType ? { mimeType: opts.mimeType } : {}) });
+    const f = this.addFile(bytes, {
+      fileName: opts.fileName,
+      ...(opts.mimeType ? { mimeType: opts.mimeType } : {}),
+    });
     return this.messageFrom(user, {
       document: { ...f, file_name: opts.fileName, ...(opts.mimeType ? { mime_type: opts.mimeType } : {}) },
       ...(opts.caption ? { caption: opts.caption } : {}),
@@ -275,8 +289,12 @@ export class FakeTelegram {
   }
 
   /** Photo sizes of one image, as Telegram lists them (small to large); each size is a registered file. */
-  photoSizes(bytes: Buffer): { file_id: string; file_unique_id: string; file_size: number; width: number; height: number }[] {
-    const thumb = this.addFile(bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 4))), { mimeType: 'image/jpeg' });
+  photoSizes(
+    bytes: Buffer,
+  ): { file_id: string; file_unique_id: string; file_size: number; width: number; height: number }[] {
+    const thumb = this.addFile(bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 4))), {
+      mimeType: 'image/jpeg',
+    });
     const full = this.addFile(bytes, { mimeType: 'image/jpeg', fileName: 'photo.jpg' });
     return [
       { ...pick(thumb), width: 90, height: 60 },
@@ -295,7 +313,10 @@ export class FakeTelegram {
    * POSTs an update to the registered webhook as Telegram does, with the
    * registered secret (or `secret` when given: pass a wrong one to test refusal).
    */
-  async deliverWebhook(update: UpdateInput, opts: { secret?: string | null } = {}): Promise<{ status: number; body: string }> {
+  async deliverWebhook(
+    update: UpdateInput,
+    opts: { secret?: string | null } = {},
+  ): Promise<{ status: number; body: string }> {
     if (!this.webhook) throw new Error('no webhook is set (setWebhook was not called)');
     const secret = opts.secret === undefined ? this.webhook.secret_token : opts.secret;
     const res = await fetch(this.webhook.url, {
@@ -346,7 +367,10 @@ export class FakeTelegram {
   /** Gives `userId` a profile photo (what getUserProfilePhotos returns). */
   setProfilePhoto(userId: number, bytes: Buffer): { file_id: string } {
     const sizes = [this.addFile(bytes, { mimeType: 'image/jpeg', fileName: 'avatar.jpg' })];
-    this.profilePhotos.set(userId, sizes.map((s) => this.files.get(s.file_id)!));
+    this.profilePhotos.set(
+      userId,
+      sizes.map((s) => this.files.get(s.file_id)!),
+    );
     return { file_id: sizes[0]!.file_id };
   }
 
@@ -369,10 +393,14 @@ export class FakeTelegram {
   waitFor(count: number, timeoutMs?: number): Promise<ApiCall[]>;
   waitFor(predicate: (call: ApiCall) => boolean, timeoutMs?: number): Promise<ApiCall>;
   waitFor(what: number | ((call: ApiCall) => boolean), timeoutMs = 5_000): Promise<ApiCall[] | ApiCall> {
-    return this.waitUntil(() => {
-      if (typeof what === 'number') return this.sent.length >= what ? this.sent.slice() : undefined;
-      return this.sent.find(what);
-    }, timeoutMs, typeof what === 'number' ? `${what} sent calls (have ${this.sent.length})` : 'a matching sent call');
+    return this.waitUntil(
+      () => {
+        if (typeof what === 'number') return this.sent.length >= what ? this.sent.slice() : undefined;
+        return this.sent.find(what);
+      },
+      timeoutMs,
+      typeof what === 'number' ? `${what} sent calls (have ${this.sent.length})` : 'a matching sent call',
+    );
   }
 
   /** Waits until any call (getUpdates, getFile, …) matches. */
@@ -431,23 +459,34 @@ export class FakeTelegram {
     const p = call.params;
     switch (call.method) {
       case 'getMe':
-        return { ...this.bot, can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false };
+        return {
+          ...this.bot,
+          can_join_groups: true,
+          can_read_all_group_messages: false,
+          supports_inline_queries: false,
+        };
       case 'deleteWebhook':
         this.webhook = undefined;
         if (truthy(p['drop_pending_updates'])) this.pending = [];
         return true;
       case 'setWebhook': {
         const url = String(p['url'] ?? '');
-        if (!url) return new ApiFailure({ error_code: 400, description: 'Bad Request: bad webhook: URL is empty' });
+        if (!url)
+          return new ApiFailure({ error_code: 400, description: 'Bad Request: bad webhook: URL is empty' });
         this.webhook = { url, ...(p['secret_token'] ? { secret_token: String(p['secret_token']) } : {}) };
         return true;
       }
       case 'getWebhookInfo':
-        return { url: this.webhook?.url ?? '', has_custom_certificate: false, pending_update_count: this.pending.length };
+        return {
+          url: this.webhook?.url ?? '',
+          has_custom_certificate: false,
+          pending_update_count: this.pending.length,
+        };
       case 'getFile': {
         const f = this.files.get(String(p['file_id']));
         if (!f) return new ApiFailure({ error_code: 400, description: 'Bad Request: invalid file_id' });
-        if (f.file_size > 20 * 1024 * 1024) return new ApiFailure({ error_code: 400, description: 'Bad Request: file is too big' });
+        if (f.file_size > 20 * 1024 * 1024)
+          return new ApiFailure({ error_code: 400, description: 'Bad Request: file is too big' });
         return { ...pick(f), file_path: f.file_path };
       }
       case 'getUserProfilePhotos': {
@@ -480,8 +519,10 @@ export class FakeTelegram {
     };
     if (call.method === 'sendMessage') {
       const text = String(p['text'] ?? '');
-      if (!text.trim()) return new ApiFailure({ error_code: 400, description: 'Bad Request: message text is empty' });
-      if (text.length > 4096) return new ApiFailure({ error_code: 400, description: 'Bad Request: message is too long' });
+      if (!text.trim())
+        return new ApiFailure({ error_code: 400, description: 'Bad Request: message text is empty' });
+      if (text.length > 4096)
+        return new ApiFailure({ error_code: 400, description: 'Bad Request: message is too long' });
       msg.text = text;
     }
     if (p['caption'] !== undefined) msg.caption = String(p['caption']);
@@ -492,9 +533,11 @@ export class FakeTelegram {
         ...(f.fileName ? { fileName: f.fileName } : {}),
         ...(f.contentType ? { mimeType: f.contentType } : {}),
       });
-      msg[param] = param === 'photo' ? [{ ...stored, width: 1280, height: 853 }] : { ...stored, file_name: f.fileName };
+      msg[param] =
+        param === 'photo' ? [{ ...stored, width: 1280, height: 853 }] : { ...stored, file_name: f.fileName };
     }
-    if (call.method === 'sendLocation') msg['location'] = { latitude: p['latitude'], longitude: p['longitude'] };
+    if (call.method === 'sendLocation')
+      msg['location'] = { latitude: p['latitude'], longitude: p['longitude'] };
     if (call.method === 'sendContact') {
       msg['contact'] = { phone_number: p['phone_number'], first_name: p['first_name'] };
     }
@@ -508,24 +551,28 @@ export class FakeTelegram {
     this.pollOffsets.push(offset);
     this.notify();
     if (this.conflict) {
-      return reply(
+      reply(
         res,
         409,
         failureBody({
           error_code: 409,
-          description: 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
+          description:
+            'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
         }),
       );
+      return;
     }
     if (this.webhook) {
-      return reply(
+      reply(
         res,
         409,
         failureBody({
           error_code: 409,
-          description: "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+          description:
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
         }),
       );
+      return;
     }
     // Telegram confirms every update below the offset.
     if (offset > 0) this.pending = this.pending.filter((u) => u.update_id >= offset);
@@ -539,13 +586,17 @@ export class FakeTelegram {
         409,
         failureBody({
           error_code: 409,
-          description: 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
+          description:
+            'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
         }),
       );
     }
     const take = () => this.pending.filter((u) => u.update_id >= offset).slice(0, limit);
     const now = take();
-    if (now.length || timeout === 0) return reply(res, 200, { ok: true, result: now });
+    if (now.length || timeout === 0) {
+      reply(res, 200, { ok: true, result: now });
+      return;
+    }
 
     const finish = () => {
       clearTimeout(timer);
@@ -561,9 +612,15 @@ export class FakeTelegram {
   }
 
   private serveFile(token: string, path: string, res: ServerResponse): void {
-    if (token !== this.token) return reply(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
+    if (token !== this.token) {
+      reply(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
+      return;
+    }
     const f = this.filesByPath.get(path);
-    if (!f) return reply(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
+    if (!f) {
+      reply(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': f.bytes.length });
     res.end(f.bytes);
   }
@@ -608,7 +665,12 @@ function failureBody(spec: FailureSpec): Record<string, unknown> {
     ...(spec.retry_after !== undefined ? { retry_after: spec.retry_after } : {}),
     ...(spec.migrate_to_chat_id !== undefined ? { migrate_to_chat_id: spec.migrate_to_chat_id } : {}),
   };
-  return { ok: false, error_code: spec.error_code, description, ...(Object.keys(parameters).length ? { parameters } : {}) };
+  return {
+    ok: false,
+    error_code: spec.error_code,
+    description,
+    ...(Object.keys(parameters).length ? { parameters } : {}),
+  };
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
@@ -619,6 +681,7 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
 }
 
 async function readCall(method: string, req: IncomingMessage, url: URL): Promise<ApiCall> {
+  const at = Date.now();
   const chunks: Buffer[] = [];
   for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
   const body = Buffer.concat(chunks);
@@ -649,7 +712,7 @@ async function readCall(method: string, req: IncomingMessage, url: URL): Promise
     const param = Object.entries(params).find(([, v]) => v === `attach://${f.field}`)?.[0];
     f.param = param ?? f.field;
   }
-  return { method, params, files, encoding };
+  return { method, params, files, encoding, at };
 }
 
 function coerce(key: string, v: string): unknown {

@@ -112,9 +112,16 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   validateConfig(): string[] {
     const problems: string[] = [];
     if (this.opts.mode === 'webhook') {
-      if (!this.opts.webhookSecret) problems.push('TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_MODE=webhook');
-      if (this.apiRoot === DEFAULT_API_ROOT && this.opts.publicUrl && !this.opts.publicUrl.startsWith('https://')) {
-        problems.push('Telegram delivers webhooks over HTTPS only: KITBRIDGE_PUBLIC_URL must start with https://');
+      if (!this.opts.webhookSecret)
+        problems.push('TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_MODE=webhook');
+      if (
+        this.apiRoot === DEFAULT_API_ROOT &&
+        this.opts.publicUrl &&
+        !this.opts.publicUrl.startsWith('https://')
+      ) {
+        problems.push(
+          'Telegram delivers webhooks over HTTPS only: KITBRIDGE_PUBLIC_URL must start with https://',
+        );
       }
     }
     return problems;
@@ -246,7 +253,10 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
       mapped = mapUpdate(update, { allowGroups: this.opts.allowGroups ?? false });
     } catch (err) {
       // A malformed update must not block the queue behind it.
-      this.logger.error({ update_id: update.update_id, err: (err as Error).message }, 'unreadable update skipped');
+      this.logger.error(
+        { update_id: update.update_id, err: (err as Error).message },
+        'unreadable update skipped',
+      );
       return;
     }
     if (mapped.kind === 'skip') {
@@ -259,7 +269,8 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
       return;
     }
     const message = mapped.message;
-    const profile = (message.client.profile ??= {});
+    const profile = message.client.profile ?? {};
+    message.client.profile = profile;
     const utm = this.pendingUtm.get(message.client.clientId);
     if (utm) profile.utm = utm;
     if (mapped.userId !== undefined) {
@@ -274,7 +285,8 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
 
   private chatOf(target: DeliveryTarget): number {
     const chatId = parseClientId(target.clientId);
-    if (chatId === undefined) throw new PermanentDeliveryError(`not a Telegram client id: ${target.clientId}`);
+    if (chatId === undefined)
+      throw new PermanentDeliveryError(`not a Telegram client id: ${target.clientId}`);
     return chatId;
   }
 

@@ -46,15 +46,17 @@ export class TelegramFiles {
     if (!file.file_path) throw new AttachmentGoneError('Telegram gave no file_path for this file');
 
     const path = file.file_path.split('/').map(encodeURIComponent).join('/');
+    this.agent ??= newAgent();
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(`${apiRoot}/file/bot${token}/${path}`, { dispatcher: (this.agent ??= newAgent()) });
+      res = await request(`${apiRoot}/file/bot${token}/${path}`, { dispatcher: this.agent });
     } catch (err) {
       throw new Error(`Telegram file download failed: ${scrubToken((err as Error).message, token)}`);
     }
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => {});
-      if (res.statusCode === 404 || res.statusCode === 400) throw new AttachmentGoneError('Telegram no longer serves this file');
+      if (res.statusCode === 404 || res.statusCode === 400)
+        throw new AttachmentGoneError('Telegram no longer serves this file');
       throw new Error(`Telegram file download failed: HTTP ${res.statusCode}`);
     }
     const length = Number(res.headers['content-length']);

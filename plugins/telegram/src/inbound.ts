@@ -39,7 +39,8 @@ export function mapMessage(msg: Message, edited: boolean, opts: InboundOptions):
   const chat = msg.chat;
   const group = chat.type === 'group' || chat.type === 'supergroup';
   if (chat.type === 'channel') return { kind: 'skip', reason: 'channel posts are not handled' };
-  if (group && !opts.allowGroups) return { kind: 'skip', reason: 'group chat (TELEGRAM_ALLOW_GROUPS is off)' };
+  if (group && !opts.allowGroups)
+    return { kind: 'skip', reason: 'group chat (TELEGRAM_ALLOW_GROUPS is off)' };
   if (msg.from?.is_bot) return { kind: 'skip', reason: 'message from a bot' };
 
   const clientId = formatClientId(chat.id);
@@ -53,7 +54,8 @@ export function mapMessage(msg: Message, edited: boolean, opts: InboundOptions):
 
   const profile: ClientProfile = group ? groupProfile(chat) : userProfile(msg.from);
   const contact = msg.contact;
-  if (!group && contact?.user_id !== undefined && contact.user_id === msg.from?.id) profile.phone = contact.phone_number;
+  if (!group && contact?.user_id !== undefined && contact.user_id === msg.from?.id)
+    profile.phone = contact.phone_number;
 
   let text = content.text;
   // In a group the agent talks to everyone: say who wrote each line.
@@ -100,17 +102,36 @@ function mediaOf(msg: Message): { ref: AttachmentRef; emoji?: string } | undefin
   if (msg.photo?.length) {
     const best = msg.photo.reduce((a, b) => (b.width * b.height >= a.width * a.height ? b : a));
     return {
-      ref: withSize({ ref: best.file_id, kind: 'photo', fileName: `${best.file_unique_id}.jpg`, mimeType: 'image/jpeg' }, best.file_size),
+      ref: withSize(
+        { ref: best.file_id, kind: 'photo', fileName: `${best.file_unique_id}.jpg`, mimeType: 'image/jpeg' },
+        best.file_size,
+      ),
     };
   }
   // An animation message also carries `document`: look at it first.
   if (msg.animation) {
     const a = msg.animation;
-    return { ref: file(a.file_id, 'video', a.file_name ?? `${a.file_unique_id}.mp4`, a.mime_type ?? 'video/mp4', a.file_size) };
+    return {
+      ref: file(
+        a.file_id,
+        'video',
+        a.file_name ?? `${a.file_unique_id}.mp4`,
+        a.mime_type ?? 'video/mp4',
+        a.file_size,
+      ),
+    };
   }
   if (msg.video) {
     const v = msg.video;
-    return { ref: file(v.file_id, 'video', v.file_name ?? `${v.file_unique_id}.mp4`, v.mime_type ?? 'video/mp4', v.file_size) };
+    return {
+      ref: file(
+        v.file_id,
+        'video',
+        v.file_name ?? `${v.file_unique_id}.mp4`,
+        v.mime_type ?? 'video/mp4',
+        v.file_size,
+      ),
+    };
   }
   if (msg.video_note) {
     const v = msg.video_note;
@@ -118,11 +139,21 @@ function mediaOf(msg: Message): { ref: AttachmentRef; emoji?: string } | undefin
   }
   if (msg.voice) {
     const v = msg.voice;
-    return { ref: file(v.file_id, 'audio', `${v.file_unique_id}.ogg`, v.mime_type ?? 'audio/ogg', v.file_size) };
+    return {
+      ref: file(v.file_id, 'audio', `${v.file_unique_id}.ogg`, v.mime_type ?? 'audio/ogg', v.file_size),
+    };
   }
   if (msg.audio) {
     const a = msg.audio;
-    return { ref: file(a.file_id, 'audio', a.file_name ?? `${a.file_unique_id}.mp3`, a.mime_type ?? 'audio/mpeg', a.file_size) };
+    return {
+      ref: file(
+        a.file_id,
+        'audio',
+        a.file_name ?? `${a.file_unique_id}.mp3`,
+        a.mime_type ?? 'audio/mpeg',
+        a.file_size,
+      ),
+    };
   }
   if (msg.document) {
     const d = msg.document;

@@ -14,7 +14,9 @@ export type Step = (api: Api) => Promise<unknown>;
 /** The calls that deliver `message` to `chatId`, in order. */
 export function planMessage(chatId: number, message: AgentMessage): Step[] {
   const steps: Step[] = [];
-  const text = [message.text, ...message.notices].filter((t): t is string => !!t && /\S/.test(t)).join('\n\n');
+  const text = [message.text, ...message.notices]
+    .filter((t): t is string => !!t && /\S/.test(t))
+    .join('\n\n');
   steps.push(...planText(chatId, text));
   for (const a of message.attachments) steps.push((api) => sendAttachment(api, chatId, a));
   for (const l of message.locations) {
@@ -42,7 +44,9 @@ export function uploadMethod(a: Pick<OutboundAttachment, 'kind' | 'fileName' | '
     case 'video':
       return 'sendVideo';
     case 'audio':
-      return /ogg|opus/i.test(a.contentType ?? '') || /\.(ogg|oga|opus)$/i.test(a.fileName) ? 'sendVoice' : 'sendAudio';
+      return /ogg|opus/i.test(a.contentType ?? '') || /\.(ogg|oga|opus)$/i.test(a.fileName)
+        ? 'sendVoice'
+        : 'sendAudio';
     default:
       return 'sendDocument';
   }
@@ -74,11 +78,19 @@ async function upload(
   const file = new InputFile(async () => {
     const f = first ?? (await a.open());
     first = undefined;
-    return f.stream as AsyncIterable<Uint8Array>;
+    return chunks(f.stream);
   }, a.fileName);
   try {
     return await api[method](chatId, file);
   } finally {
     if (first) opened.stream.destroy();
   }
+}
+
+/**
+ * The stream as a bare async iterable. grammy treats any object with a `url`
+ * property as a link to fetch, and an http.IncomingMessage has one.
+ */
+async function* chunks(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* stream;
 }

@@ -22,17 +22,28 @@ export function pacing(opts: PacingOptions = {}): Transformer {
   const perChatMs = opts.perChatMs ?? 1000;
   const globalMs = opts.globalMs ?? 34;
   const chatNext = new Map<string, number>();
-  let globalNext = 0;
+  /** Send times already given out, ascending; past ones are pruned. */
+  const reserved: number[] = [];
+
+  /** The earliest time at or after `t` at least `globalMs` away from every reserved send. */
+  const reserveGlobal = (t: number, now: number): number => {
+    while (reserved.length && reserved[0]! < now - globalMs) reserved.shift();
+    let slot = t;
+    for (const r of reserved) if (Math.abs(r - slot) < globalMs) slot = r + globalMs;
+    const at = reserved.findIndex((r) => r > slot);
+    reserved.splice(at < 0 ? reserved.length : at, 0, slot);
+    return slot;
+  };
 
   return async (prev, method, payload, signal) => {
     const chat = (payload as { chat_id?: unknown } | undefined)?.chat_id;
-    if (!method.startsWith('send') || UNPACED.has(method) || chat === undefined) return prev(method, payload, signal);
+    if (!method.startsWith('send') || UNPACED.has(method) || chat === undefined)
+      return prev(method, payload, signal);
     const now = Date.now();
     const key = String(chat);
-    const chatSlot = Math.max(now, chatNext.get(key) ?? 0);
-    chatNext.set(key, chatSlot + perChatMs);
-    const slot = Math.max(chatSlot, globalNext);
-    globalNext = slot + globalMs;
+    const slot = reserveGlobal(Math.max(now, chatNext.get(key) ?? 0), now);
+    // From the final slot, so the chat's next message cannot overtake this one.
+    chatNext.set(key, slot + perChatMs);
     if (chatNext.size > 10_000) for (const [k, t] of chatNext) if (t < now) chatNext.delete(k);
     if (slot > now) await sleep(slot - now, signal as AbortSignal | undefined);
     return prev(method, payload, signal);

@@ -64,7 +64,10 @@ export class Poller {
     if (!this.handled) return;
     // Confirm handled updates now, as bot.stop() does, so a restart does not see them again.
     await this.bot.api.getUpdates({ offset: this.offset, limit: 1, timeout: 0 }).catch((err: Error) => {
-      this.logger.debug({ err: err.message }, 'final getUpdates failed; handled updates will be deduplicated');
+      this.logger.debug(
+        { err: err.message },
+        'final getUpdates failed; handled updates will be deduplicated',
+      );
     });
   }
 
@@ -131,7 +134,10 @@ export class Poller {
     if (blocked) {
       this.events.failed(blocked);
       const level = this.blockedReason === blocked ? 'debug' : 'error';
-      this.logger[level]({ retryInMs: blockedMs }, `Telegram polling blocked: ${blocked}; retrying until it clears`);
+      this.logger[level](
+        { retryInMs: blockedMs },
+        `Telegram polling blocked: ${blocked}; retrying until it clears`,
+      );
       this.blockedReason = blocked;
       return blockedMs;
     }

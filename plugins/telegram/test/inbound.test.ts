@@ -3,15 +3,28 @@ import { describe, expect, it } from 'vitest';
 import { formatClientId, parseClientId } from '../src/client-id.js';
 import { mapUpdate, parseStart, parseStartPayload } from '../src/inbound.js';
 
-const alice = { id: 42, is_bot: false, first_name: 'Alice', last_name: 'Liddell', language_code: 'en' } as const;
+const alice = {
+  id: 42,
+  is_bot: false,
+  first_name: 'Alice',
+  last_name: 'Liddell',
+  language_code: 'en',
+} as const;
 const privateChat = { id: 42, type: 'private', first_name: 'Alice' } as const;
 const opts = { allowGroups: false };
 
 function update(fields: Record<string, unknown>, extra: Partial<Message> = {}): Update {
   return {
     update_id: 1,
-    message: { message_id: 7, date: 1_700_000_000, chat: privateChat, from: alice, ...fields, ...extra } as Message,
-  };
+    message: {
+      message_id: 7,
+      date: 1_700_000_000,
+      chat: privateChat,
+      from: alice,
+      ...fields,
+      ...extra,
+    },
+  } as Update;
 }
 
 function mapped(u: Update, o = opts) {
@@ -56,18 +69,49 @@ describe('mapUpdate', () => {
   });
 
   it.each([
-    ['video', { video: { ...file('v'), width: 1, height: 1, duration: 1, file_name: 'clip.mp4', mime_type: 'video/mp4' } }, 'video', 'clip.mp4'],
+    [
+      'video',
+      {
+        video: {
+          ...file('v'),
+          width: 1,
+          height: 1,
+          duration: 1,
+          file_name: 'clip.mp4',
+          mime_type: 'video/mp4',
+        },
+      },
+      'video',
+      'clip.mp4',
+    ],
     ['video_note', { video_note: { ...file('vn'), length: 1, duration: 1 } }, 'video', 'uvn.mp4'],
     ['voice', { voice: { ...file('vo'), duration: 1, mime_type: 'audio/ogg' } }, 'audio', 'uvo.ogg'],
-    ['audio', { audio: { ...file('au'), duration: 1, file_name: 'song.mp3', mime_type: 'audio/mpeg' } }, 'audio', 'song.mp3'],
-    ['document', { document: { ...file('d'), file_name: 'report.pdf', mime_type: 'application/pdf' } }, 'document', 'report.pdf'],
+    [
+      'audio',
+      { audio: { ...file('au'), duration: 1, file_name: 'song.mp3', mime_type: 'audio/mpeg' } },
+      'audio',
+      'song.mp3',
+    ],
+    [
+      'document',
+      { document: { ...file('d'), file_name: 'report.pdf', mime_type: 'application/pdf' } },
+      'document',
+      'report.pdf',
+    ],
   ])('maps %s', (_name, fields, kind, fileName) => {
     const item = mapped(update(fields)).message.items?.[0];
     expect(item).toMatchObject({ type: 'media', kind, fileName, size: 100 });
   });
 
   it('maps an animation as video even though it also carries a document', () => {
-    const anim = { ...file('an'), width: 1, height: 1, duration: 1, file_name: 'fun.mp4', mime_type: 'video/mp4' };
+    const anim = {
+      ...file('an'),
+      width: 1,
+      height: 1,
+      duration: 1,
+      file_name: 'fun.mp4',
+      mime_type: 'video/mp4',
+    };
     const r = mapped(update({ animation: anim, document: { ...file('an'), file_name: 'fun.mp4' } }));
     expect(r.message.items).toEqual([
       { type: 'media', ref: 'an', kind: 'video', fileName: 'fun.mp4', mimeType: 'video/mp4', size: 100 },
@@ -94,22 +138,35 @@ describe('mapUpdate', () => {
         venue: { location: { latitude: 52.5, longitude: 13.4 }, title: 'Cafe', address: 'Main St 1' },
       }),
     ).message;
-    expect(venue.items).toEqual([{ type: 'location', latitude: 52.5, longitude: 13.4, address: 'Cafe, Main St 1' }]);
+    expect(venue.items).toEqual([
+      { type: 'location', latitude: 52.5, longitude: 13.4, address: 'Cafe, Main St 1' },
+    ]);
   });
 
   it("maps a contact, and takes the phone into the profile when it is the sender's own", () => {
-    const other = mapped(update({ contact: { phone_number: '+100', first_name: 'Bob', user_id: 99 } })).message;
+    const other = mapped(
+      update({ contact: { phone_number: '+100', first_name: 'Bob', user_id: 99 } }),
+    ).message;
     expect(other.items).toEqual([{ type: 'contact', name: 'Bob', number: '+100' }]);
     expect(other.client.profile?.phone).toBeUndefined();
-    const own = mapped(update({ contact: { phone_number: '+4200', first_name: 'Alice', user_id: 42 } })).message;
+    const own = mapped(
+      update({ contact: { phone_number: '+4200', first_name: 'Alice', user_id: 42 } }),
+    ).message;
     expect(own.client.profile?.phone).toBe('+4200');
   });
 
   it('marks edits and gives them their own message id', () => {
-    const u: Update = {
+    const u = {
       update_id: 2,
-      edited_message: { message_id: 7, date: 1, edit_date: 1_700_000_123, chat: privateChat, from: alice, text: 'fixed' } as Message,
-    };
+      edited_message: {
+        message_id: 7,
+        date: 1,
+        edit_date: 1_700_000_123,
+        chat: privateChat,
+        from: alice,
+        text: 'fixed',
+      },
+    } as Update;
     const r = mapped(u).message;
     expect(r).toMatchObject({ messageId: '7:e1700000123', edited: true, text: 'fixed' });
   });
@@ -128,8 +185,12 @@ describe('mapUpdate', () => {
   });
 
   it('skips channel posts, bots, unsupported kinds and non-message updates', () => {
-    expect(mapUpdate(update({ text: 'x', chat: { id: -1, type: 'channel', title: 'c' } }), opts).kind).toBe('skip');
-    expect(mapUpdate(update({ text: 'x', from: { id: 5, is_bot: true, first_name: 'b' } }), opts).kind).toBe('skip');
+    expect(mapUpdate(update({ text: 'x', chat: { id: -1, type: 'channel', title: 'c' } }), opts).kind).toBe(
+      'skip',
+    );
+    expect(mapUpdate(update({ text: 'x', from: { id: 5, is_bot: true, first_name: 'b' } }), opts).kind).toBe(
+      'skip',
+    );
     expect(mapUpdate(update({ poll: { id: 'p' } }), opts).kind).toBe('skip');
     expect(mapUpdate({ update_id: 3, callback_query: {} } as unknown as Update, opts)).toMatchObject({
       kind: 'skip',

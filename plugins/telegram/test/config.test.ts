@@ -1,0 +1,75 @@
+import { parseEnv, silentLogger } from '@kitbridge/core';
+import { describe, expect, it } from 'vitest';
+import { telegramPlugin } from '../src/plugin.js';
+
+const TOKEN = '123456789:AAEabcdefghijklmnopqrstuvwxyz_-0123';
+
+describe('telegramPlugin env', () => {
+  it('applies defaults', () => {
+    const env = parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN });
+    expect(env).toEqual({
+      TELEGRAM_BOT_TOKEN: TOKEN,
+      TELEGRAM_API_ROOT: 'https://api.telegram.org',
+      TELEGRAM_MODE: 'polling',
+      TELEGRAM_ALLOW_GROUPS: false,
+    });
+  });
+
+  it('reads every variable and trims the API root', () => {
+    const env = parseEnv(telegramPlugin.env, {
+      TELEGRAM_BOT_TOKEN: TOKEN,
+      TELEGRAM_API_ROOT: 'http://127.0.0.1:8081/',
+      TELEGRAM_MODE: 'webhook',
+      TELEGRAM_WEBHOOK_SECRET: 's3cr3t_-X',
+      TELEGRAM_ALLOW_GROUPS: 'true',
+    });
+    expect(env).toMatchObject({ TELEGRAM_API_ROOT: 'http://127.0.0.1:8081', TELEGRAM_ALLOW_GROUPS: true });
+    expect(telegramPlugin.secrets(env)).toEqual([TOKEN, 's3cr3t_-X']);
+  });
+
+  it('rejects a malformed token by name without echoing it', () => {
+    const bad = 'not-a-token-but-secret-looking-1234567890';
+    const err = (() => {
+      try {
+        parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: bad });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message).toContain('TELEGRAM_BOT_TOKEN');
+    expect(err?.message).not.toContain(bad);
+  });
+
+  it('requires the token', () => {
+    expect(() => parseEnv(telegramPlugin.env, {})).toThrow(/TELEGRAM_BOT_TOKEN/);
+  });
+
+  it('requires a well-formed webhook secret in webhook mode', () => {
+    expect(() =>
+      parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_MODE: 'webhook' }),
+    ).toThrow(/TELEGRAM_WEBHOOK_SECRET: TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_MODE=webhook/);
+    expect(() =>
+      parseEnv(telegramPlugin.env, {
+        TELEGRAM_BOT_TOKEN: TOKEN,
+        TELEGRAM_MODE: 'webhook',
+        TELEGRAM_WEBHOOK_SECRET: 'a b',
+      }),
+    ).toThrow(/1-256 characters/);
+    expect(() => parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_MODE: 'hook' })).toThrow(
+      /TELEGRAM_MODE/,
+    );
+  });
+
+  it('describes every variable', () => {
+    const shape = (telegramPlugin.env as unknown as { shape: Record<string, { description?: string }> })
+      .shape;
+    for (const [name, schema] of Object.entries(shape)) expect(schema.description, name).toBeTruthy();
+  });
+
+  it('creates a connector', () => {
+    const env = parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN });
+    const c = telegramPlugin.create(env, { publicUrl: 'https://bridge.example', logger: silentLogger });
+    expect(c.name).toBe('telegram');
+    expect(c.mediaLimits.photo.maxUploadBytes).toBe(10 * 1024 * 1024);
+  });
+});

@@ -1,0 +1,150 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeTelegram, fakeBotToken, tgUser } from '../../../packages/testkit/src/fake-telegram.js';
+import { TelegramConnector } from '../src/connector.js';
+import { TestContext, webhookHost } from './helpers.js';
+import { testConnector } from './setup.js';
+
+const alice = tgUser(777, 'Alice');
+
+describe('TelegramConnector, webhook mode', () => {
+  let tg: FakeTelegram;
+  let host: Awaited<ReturnType<typeof webhookHost>>;
+  let conn: TelegramConnector;
+  const secret = 'hook_secret-123';
+
+  beforeEach(async () => {
+    tg = await new FakeTelegram().start();
+    host = await webhookHost();
+    conn = testConnector(tg, { mode: 'webhook', webhookSecret: secret });
+    await conn.start(host.tc.ctx);
+  });
+  afterEach(async () => {
+    await conn.stop();
+    await host.close();
+    await tg.close();
+  });
+
+  it('registers the webhook with its secret and reports connected', () => {
+    expect(tg.webhook).toEqual({ url: `${host.url}/telegram/webhook`, secret_token: secret });
+    expect(tg.callsOf('setWebhook')[0]!.params['allowed_updates']).toEqual(['message', 'edited_message']);
+    expect(tg.callsOf('getUpdates')).toHaveLength(0);
+    expect(conn.status().state).toBe('connected');
+  });
+
+  it('answers 200 only after the message was received', async () => {
+    const res = await tg.deliverWebhook({ message: tg.buildMessage(alice, { text: 'via webhook' }) });
+    expect(res.status).toBe(200);
+    expect(host.tc.received.map((m) => m.text)).toEqual(['via webhook']);
+  });
+
+  it('refuses a wrong or missing secret with 401 and receives nothing', async () => {
+    expect(
+      (await tg.deliverWebhook({ message: tg.buildMessage(alice, { text: 'x' }) }, { secret: 'wrong' }))
+        .status,
+    ).toBe(401);
+    expect(
+      (await tg.deliverWebhook({ message: tg.buildMessage(alice, { text: 'y' }) }, { secret: null })).status,
+    ).toBe(401);
+    expect(host.tc.attempts).toHaveLength(0);
+  });
+
+  it('answers an error when receive fails, so Telegram sends the update again', async () => {
+    host.tc.failNext(1);
+    const update = tg.number({ message: tg.buildMessage(alice, { text: 'retry me' }) });
+    expect((await tg.deliverWebhook(update)).status).toBeGreaterThanOrEqual(500);
+    expect((await tg.deliverWebhook(update)).status).toBe(200);
+    expect(host.tc.received.map((m) => m.text)).toEqual(['retry me']);
+  });
+
+  it('answers 503 after stop, leaving the update with Telegram', async () => {
+    await conn.stop();
+    expect((await tg.deliverWebhook({ message: tg.buildMessage(alice, { text: 'late' }) })).status).toBe(503);
+    expect(host.tc.attempts).toHaveLength(0);
+    // The webhook stays registered: Telegram keeps queueing for the next start.
+    expect(tg.webhook).toBeDefined();
+  });
+});
+
+describe('TelegramConnector, start-up failures', () => {
+  let tg: FakeTelegram;
+  let conn: TelegramConnector | undefined;
+
+  beforeEach(async () => {
+    tg = await new FakeTelegram().start();
+  });
+  afterEach(async () => {
+    await conn?.stop();
+    conn = undefined;
+    await tg.close();
+  });
+
+  it('a rejected token makes start() reject with a message that names the variable, not the token', async () => {
+    const token = fakeBotToken();
+    conn = new TelegramConnector({ token, apiRoot: tg.apiRoot });
+    const tc = new TestContext();
+    const err = await conn.start(tc.ctx).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toBe('Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)');
+    expect(JSON.stringify(tc.statuses)).not.toContain(token);
+    expect(conn.status()).toEqual({
+      state: 'failed',
+      reason: 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)',
+    });
+  });
+
+  it('409 (another consumer) means failed, without a crash; polling resumes when it clears', async () => {
+    tg.conflict = true;
+    const tc = new TestContext();
+    conn = testConnector(tg);
+    await conn.start(tc.ctx);
+    expect(conn.status()).toEqual({
+      state: 'failed',
+      reason: 'another consumer (polling or webhook) holds this bot token',
+    });
+    // It keeps trying, slowly (every blockedRetryMs).
+    await tc.until(() => tg.callsOf('getUpdates').length >= 2);
+    tg.conflict = false;
+    await tc.until(() => tc.state === 'connected');
+    tg.textFrom(alice, 'back');
+    await tc.waitForMessages(1);
+  });
+
+  it('409 during polling (a second poller appears) also reports failed', async () => {
+    const tc = new TestContext();
+    conn = testConnector(tg);
+    await conn.start(tc.ctx);
+    expect(tc.state).toBe('connected');
+    tg.conflict = true;
+    tg.textFrom(alice, 'wake the long poll'); // answered; the next getUpdates gets 409
+    await tc.until(() => tc.state === 'failed');
+    expect(tc.statuses.at(-1)!.reason).toMatch(/another consumer/);
+  });
+
+  it('an unreachable Telegram at start: start resolves, status reconnecting, then connects', async () => {
+    const port = Number(new URL(tg.apiRoot).port);
+    const token = tg.token;
+    await tg.close();
+    const tc = new TestContext();
+    conn = new TelegramConnector({
+      token,
+      apiRoot: `http://127.0.0.1:${port}`,
+      connectBackoff: { baseMs: 20, maxMs: 50 },
+      polling: { timeoutSeconds: 1 },
+    });
+    await conn.start(tc.ctx);
+    expect(conn.status().state).toBe('reconnecting');
+    expect(JSON.stringify(tc.statuses)).not.toContain(token);
+    tg = new FakeTelegram({ token });
+    await tg.start(port);
+    await tc.until(() => tc.state === 'connected');
+  });
+
+  it('validateConfig: webhook mode needs a secret, and https towards the cloud Bot API', () => {
+    const c = new TelegramConnector({ token: tg.token, mode: 'webhook', publicUrl: 'http://example.com' });
+    expect(c.validateConfig()).toEqual([
+      'TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_MODE=webhook',
+      'Telegram delivers webhooks over HTTPS only: KITBRIDGE_PUBLIC_URL must start with https://',
+    ]);
+    expect(new TelegramConnector({ token: tg.token }).validateConfig()).toEqual([]);
+  });
+});
