@@ -23,7 +23,11 @@ const server = createServer((req, res) => {
     const m = u.message;
     const id = `tg:${m.chat.id}/${m.message_id}`;
     const event = {
-      client_data: { client_id: `tg:${m.chat.id}`, client_display_name: m.from.first_name, client_language: m.from.language_code },
+      client_data: {
+        client_id: `tg:${m.chat.id}`,
+        client_display_name: m.from.first_name,
+        client_language: m.from.language_code,
+      },
       event_id: id,
       event_type: 'send_message',
       event_data: { message: { message_id: id, text: m.text } },

@@ -30,7 +30,12 @@ export async function startKitSink() {
         return res.end(body);
       }
       const event = JSON.parse(Buffer.concat(chunks).toString());
-      arrivals.push({ at: performance.now(), id: event.event_id, client: event.client_data.client_id, text: event.event_data.message.text });
+      arrivals.push({
+        at: performance.now(),
+        id: event.event_id,
+        client: event.client_data.client_id,
+        text: event.event_data.message.text,
+      });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"success":true,"result":true}');
       if (waiter && arrivals.length >= waiter.n) {
@@ -49,7 +54,13 @@ export async function startKitSink() {
       if (arrivals.length >= n) return Promise.resolve();
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`Kit got ${arrivals.length} of ${n} events`)), timeoutMs);
-        waiter = { n, resolve: () => (clearTimeout(t), resolve()) };
+        waiter = {
+          n,
+          resolve: () => {
+            clearTimeout(t);
+            resolve();
+          },
+        };
       });
     },
     close: () => new Promise((r) => server.close(r)),
@@ -64,7 +75,15 @@ export async function startTelegramStub() {
       const method = req.url.split('/').pop();
       const result =
         method === 'getMe'
-          ? { id: 1, is_bot: true, first_name: 'Bench', username: 'bench_bot', can_join_groups: false, can_read_all_group_messages: false, supports_inline_queries: false }
+          ? {
+              id: 1,
+              is_bot: true,
+              first_name: 'Bench',
+              username: 'bench_bot',
+              can_join_groups: false,
+              can_read_all_group_messages: false,
+              supports_inline_queries: false,
+            }
           : method === 'getUserProfilePhotos'
             ? { total_count: 0, photos: [] }
             : true;

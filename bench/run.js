@@ -114,7 +114,9 @@ async function measure(name, script, env, chatBase) {
 
   // Warm-up (JIT, connections, first-seen customers).
   kit.reset();
-  await Promise.all(Array.from({ length: CUSTOMERS }, (_, c) => post(pool, update(chatBase + c, 1, `${c}:0`))));
+  await Promise.all(
+    Array.from({ length: CUSTOMERS }, (_, c) => post(pool, update(chatBase + c, 1, `${c}:0`))),
+  );
   await kit.waitFor(CUSTOMERS);
 
   // Throughput: closed loop, customers in parallel, each one's messages back to back.
@@ -167,18 +169,36 @@ async function measure(name, script, env, chatBase) {
 }
 
 const cpu = os.cpus();
-console.log(`kitbridge benchmark — ${cpu[0]?.model ?? 'unknown CPU'} x${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
-console.log(`${EVENTS} events from ${CUSTOMERS} customers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s\n`);
+console.log(
+  `kitbridge benchmark — ${cpu[0]?.model ?? 'unknown CPU'} x${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`,
+);
+console.log(
+  `${EVENTS} events from ${CUSTOMERS} customers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s\n`,
+);
 
 const results = [];
 results.push(await measure('bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000));
-results.push(await measure('kitbridge, memory store', 'kitbridge-sut.js', { ...baseEnv, KITBRIDGE_STORE: 'memory:' }, 2_000_000));
 results.push(
-  await measure('kitbridge, SQLite outbox', 'kitbridge-sut.js', { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` }, 3_000_000),
+  await measure(
+    'kitbridge, memory store',
+    'kitbridge-sut.js',
+    { ...baseEnv, KITBRIDGE_STORE: 'memory:' },
+    2_000_000,
+  ),
+);
+results.push(
+  await measure(
+    'kitbridge, SQLite outbox',
+    'kitbridge-sut.js',
+    { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` },
+    3_000_000,
+  ),
 );
 
 const pad = (s, n) => String(s).padEnd(n);
-console.log(`${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 11)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('idle RSS', 10)}lost/dup/reordered`);
+console.log(
+  `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 11)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('idle RSS', 10)}lost/dup/reordered`,
+);
 for (const r of results) {
   console.log(
     `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(r.cpuMsPer1000.toFixed(0), 11)}${pad(r.p50.toFixed(2), 8)}${pad(r.p99.toFixed(2), 8)}${pad(`${r.idleRssMb.toFixed(0)} MB`, 10)}${r.lost}/${r.dupes}/${r.reordered}`,

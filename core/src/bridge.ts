@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { DependencyContainer } from 'tsyringe';
 import type { CoreConfig } from './config.js';
 import { type ChannelConnector, type ConnectionStatus, isConfigValidating } from './connector.js';
-import { TOKENS, createContainer } from './container.js';
+import { createContainer, TOKENS } from './container.js';
 import { type HttpServer, sendJson, sendText } from './http/router.js';
 import { createCallbackRoute } from './kit/callback-route.js';
 import type { KitClient } from './kit/client.js';
@@ -69,7 +69,8 @@ export class Bridge {
     const { config, connector } = this.options;
     if (isConfigValidating(connector)) {
       const problems = connector.validateConfig();
-      if (problems.length) throw new Error(`Invalid ${connector.name} configuration:\n  ${problems.join('\n  ')}`);
+      if (problems.length)
+        throw new Error(`Invalid ${connector.name} configuration:\n  ${problems.join('\n  ')}`);
     }
     this.addCoreRoutes();
     this.address = await this.http.listen();
@@ -82,7 +83,11 @@ export class Bridge {
     await connector.start({
       receive: this.relay.receive,
       setStatus: (s) => {
-        if (s.state !== lastState) this.logger[s.state === 'failed' ? 'error' : 'info']({ connector: connector.name, ...s }, 'connector state');
+        if (s.state !== lastState)
+          this.logger[s.state === 'failed' ? 'error' : 'info'](
+            { connector: connector.name, ...s },
+            'connector state',
+          );
         lastState = s.state;
       },
       route: (method, path, handler) => this.http.router.add(method, path, handler),
@@ -98,7 +103,9 @@ export class Bridge {
   stop(graceMs = 10_000): Promise<void> {
     this.stopping ??= (async () => {
       this.abort.abort(new Error('stopping'));
-      await this.options.connector.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'connector stop failed'));
+      await this.options.connector
+        .stop()
+        .catch((err: Error) => this.logger.warn({ err: err.message }, 'connector stop failed'));
       await this.http.close(Math.min(graceMs, 5_000));
       await this.relay.stop(graceMs);
       await this.kit.close();
@@ -159,9 +166,14 @@ export class Bridge {
       this.logger.info('logged in to Kit');
     } catch (err) {
       if (err instanceof KitAuthError) {
-        throw new Error(`Kit refused the login; check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID (${err.message})`);
+        throw new Error(
+          `Kit refused the login; check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID (${err.message})`,
+        );
       }
-      this.logger.warn({ err: (err as Error).message }, 'Kit unreachable at start; retrying in the background');
+      this.logger.warn(
+        { err: (err as Error).message },
+        'Kit unreachable at start; retrying in the background',
+      );
       void this.retryLogin();
     }
   }

@@ -8,7 +8,14 @@ import { DEFAULT_MEDIA_TTL_MS, KIT_REGIONS, type KitRegion, kitBaseUrl } from '.
 
 /** Core settings, as the bridge consumes them. */
 export interface CoreConfig {
-  kit: { baseUrl: string; region?: KitRegion; account: string; apiToken: string; channelUuid: string; salt: string };
+  kit: {
+    baseUrl: string;
+    region?: KitRegion;
+    account: string;
+    apiToken: string;
+    channelUuid: string;
+    salt: string;
+  };
   http: { host: string; port: number };
   /** Without a trailing slash. */
   publicUrl: string;
@@ -87,8 +94,13 @@ const httpUrl = z
 export const coreEnvSchema = z.object({
   KIT_REGION: z.enum(KIT_REGIONS).default('eu').describe('Kit region: eu, us, br, kz, ru or ru2'),
   KIT_IM_URL: httpUrl.optional().describe('Messaging API base URL; overrides KIT_REGION (fake Kit, proxies)'),
-  KIT_ACCOUNT: z.string({ message: 'required: the Kit account name (domain)' }).min(1).describe('Kit account name'),
-  KIT_API_TOKEN: secret('the Kit API token (Administration > Security > API tokens)').describe('Kit API token'),
+  KIT_ACCOUNT: z
+    .string({ message: 'required: the Kit account name (domain)' })
+    .min(1)
+    .describe('Kit account name'),
+  KIT_API_TOKEN: secret('the Kit API token (Administration > Security > API tokens)').describe(
+    'Kit API token',
+  ),
   KIT_CHANNEL_UUID: z
     .string({ message: "required: the Channel UUID from the custom channel's settings" })
     .regex(/^[A-Za-z0-9-]{8,}$/, { message: 'expected the Channel UUID (letters, digits and dashes)' })
@@ -103,15 +115,25 @@ export const coreEnvSchema = z.object({
     .default(8080)
     .describe('HTTP port'),
   KITBRIDGE_PUBLIC_URL: httpUrl.describe('Public base URL of this process, as Kit and platforms reach it'),
-  KITBRIDGE_MEDIA_SECRET: secret('a random secret that signs media links (openssl rand -hex 32)', 32).describe(
-    'HMAC secret for media links',
-  ),
-  KITBRIDGE_MEDIA_TTL: duration.default(DEFAULT_MEDIA_TTL_MS).describe('How long media links handed to Kit stay valid'),
-  KITBRIDGE_MEDIA_MAX_BYTES: byteSize.default(100 * 1024 ** 2).describe('Largest file the media proxy streams'),
-  KITBRIDGE_MEDIA_ALLOW_PRIVATE: bool.default(false).describe('Let agent file URLs point at private addresses'),
+  KITBRIDGE_MEDIA_SECRET: secret(
+    'a random secret that signs media links (openssl rand -hex 32)',
+    32,
+  ).describe('HMAC secret for media links'),
+  KITBRIDGE_MEDIA_TTL: duration
+    .default(DEFAULT_MEDIA_TTL_MS)
+    .describe('How long media links handed to Kit stay valid'),
+  KITBRIDGE_MEDIA_MAX_BYTES: byteSize
+    .default(100 * 1024 ** 2)
+    .describe('Largest file the media proxy streams'),
+  KITBRIDGE_MEDIA_ALLOW_PRIVATE: bool
+    .default(false)
+    .describe('Let agent file URLs point at private addresses'),
   KITBRIDGE_EDITS: z.enum(['resend', 'ignore']).default('resend').describe('Edited customer messages'),
   KITBRIDGE_SHOW_AGENT_NAME: bool.default(false).describe("Prefix agent messages with the agent's name"),
-  KITBRIDGE_CLOSE_MESSAGE: z.string().optional().describe('Sent to the customer when Kit closes the conversation'),
+  KITBRIDGE_CLOSE_MESSAGE: z
+    .string()
+    .optional()
+    .describe('Sent to the customer when Kit closes the conversation'),
   KITBRIDGE_KIT_ALLOWED_IPS: z
     .string()
     .transform((v) =>
@@ -122,8 +144,19 @@ export const coreEnvSchema = z.object({
     )
     .optional()
     .describe('Comma-separated source addresses allowed to call /kit/callback'),
-  KITBRIDGE_OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16).describe('Clients delivered at once'),
-  KITBRIDGE_OUTBOX_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(50).describe('Attempts before dead-lettering'),
+  KITBRIDGE_OUTBOX_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(16)
+    .describe('Clients delivered at once'),
+  KITBRIDGE_OUTBOX_MAX_ATTEMPTS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(50)
+    .describe('Attempts before dead-lettering'),
   KITBRIDGE_OUTBOX_MAX_AGE: duration.default(OUTBOX_DEFAULTS.maxAgeMs).describe('Age before dead-lettering'),
 });
 
@@ -137,14 +170,18 @@ export class ConfigError extends Error {
  * Validates `env` against a zod object keyed by variable names. Empty strings
  * count as unset. Throws ConfigError listing every bad variable by name.
  */
-export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.output<S> {
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): z.output<S> {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') clean[k] = v;
   const r = schema.safeParse(clean);
   if (r.success) return r.data;
   const lines = r.error.issues.map((i) => {
     const name = String(i.path[0] ?? '(config)');
-    const msg = i.code === 'invalid_type' && clean[name] === undefined ? `is not set (${i.message})` : i.message;
+    const msg =
+      i.code === 'invalid_type' && clean[name] === undefined ? `is not set (${i.message})` : i.message;
     return `  ${name}: ${msg.replace(/^Invalid input: /, '')}`;
   });
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);

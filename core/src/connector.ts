@@ -8,9 +8,9 @@
  * type guards at the end of this file, so a new connector starts tiny.
  */
 import type { Readable } from 'node:stream';
-import type { Logger } from './logger.js';
-import type { MediaKind } from './kit/schemas.js';
 import type { RouteHandler } from './http/router.js';
+import type { MediaKind } from './kit/schemas.js';
+import type { Logger } from './logger.js';
 
 export type { MediaKind } from './kit/schemas.js';
 
@@ -24,8 +24,11 @@ export type { MediaKind } from './kit/schemas.js';
 export interface ClientIdentity {
   clientId: string;
   /**
-   * Anything extra the plugin needs to reach the customer (a DM channel id, a
-   * thread ts). JSON-serialisable; stored and handed back on every delivery.
+   * Anything extra the plugin needs to reach the customer, JSON-serialisable;
+   * stored per client (the latest wins) and handed back on every delivery. E.g.
+   * Discord: the DM channel id (reopened with createDM after a restart when it is
+   * missing) or the support-channel thread; Slack: the channel and `thread_ts`
+   * the customer last wrote in, so replies land in that thread.
    */
   address?: JsonObject;
   profile?: ClientProfile;
@@ -185,7 +188,9 @@ export interface ConnectorContext {
   /**
    * Hands a customer message to the relay. Resolves once it is durably stored
    * (or recognised as a duplicate): acknowledge the platform only after that.
-   * Rejects when the store cannot take it; then do not acknowledge.
+   * Rejects when the store cannot take it; then do not acknowledge. It does no
+   * network I/O (one local store write), so a platform that wants its ack within
+   * seconds (Slack's Events API: 3 s) can await it before answering.
    */
   receive(message: InboundMessage): Promise<ReceiveResult>;
   /** Reports a connection state change; cheap, call freely. */
@@ -240,7 +245,7 @@ export interface ChannelConnector {
   start(ctx: ConnectorContext): Promise<void>;
   /** Stops intake and releases connections. Idempotent. Must not drop acknowledged messages. */
   stop(): Promise<void>;
-  /** Current state; no I/O. */
+  /** Current state, as `/readyz` reports it; no I/O. Report changes with `ctx.setStatus` too (for the log). */
   status(): ConnectionStatus;
 
   /**

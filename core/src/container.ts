@@ -5,7 +5,7 @@
  * Bridge keeps tests and several bridges in one process apart.
  */
 import 'reflect-metadata';
-import { type DependencyContainer, container as root, instanceCachingFactory } from 'tsyringe';
+import { type DependencyContainer, instanceCachingFactory, container as root } from 'tsyringe';
 import type { CoreConfig } from './config.js';
 import { OUTBOX_DEFAULTS } from './config.js';
 import type { ChannelConnector } from './connector.js';

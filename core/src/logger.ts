@@ -4,7 +4,7 @@
  * replaced wherever it appears in the final line (an error message quoting a
  * URL with a bot token in it, say).
  */
-import { pino, type Logger as PinoLogger, type LevelWithSilent } from 'pino';
+import { type LevelWithSilent, type Logger as PinoLogger, pino } from 'pino';
 
 export type Logger = PinoLogger;
 

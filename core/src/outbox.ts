@@ -10,13 +10,16 @@
  *   permanent error.
  * Nothing is ever dropped on arrival: unlike a chat lock, a busy client queues.
  */
+
+import type { OutboxSettings } from './config.js';
 import type { Logger } from './logger.js';
 import { backoffDelay } from './retry.js';
 import type { Leg, NewOutboxItem, OutboxItem, Store } from './store/store.js';
-import type { OutboxSettings } from './config.js';
 
 /** How a delivery failure is to be treated. */
-export type FailureKind = { permanent: true; reason: string } | { permanent: false; reason: string; retryAfterMs?: number };
+export type FailureKind =
+  | { permanent: true; reason: string }
+  | { permanent: false; reason: string; retryAfterMs?: number };
 
 export interface OutboxOptions extends OutboxSettings {
   leg: Leg;
@@ -62,7 +65,8 @@ export class Outbox {
     this.stopped = false;
     await this.sync();
     const { syncIntervalMs = 30_000, lagLogIntervalMs = 60_000 } = this.opts;
-    if (syncIntervalMs > 0) this.housekeeping.push(setInterval(() => void this.sync().catch(() => {}), syncIntervalMs));
+    if (syncIntervalMs > 0)
+      this.housekeeping.push(setInterval(() => void this.sync().catch(() => {}), syncIntervalMs));
     if (lagLogIntervalMs > 0) this.housekeeping.push(setInterval(() => this.logLag(), lagLogIntervalMs));
     for (const t of this.housekeeping) t.unref();
   }
@@ -211,15 +215,24 @@ export class Outbox {
       await store.bury(item.id, attempts, giveUp);
       this.finish(q, item);
       // Logged once, at error level: an operator has to look at it.
-      logger.error({ leg, clientId: item.clientId, id: item.id, key: item.key, reason: giveUp }, 'dead letter');
+      logger.error(
+        { leg, clientId: item.clientId, id: item.id, key: item.key, reason: giveUp },
+        'dead letter',
+      );
       return;
     }
-    const delay = Math.max(backoffDelay(attempts, this.opts.backoff), f.permanent ? 0 : (f.retryAfterMs ?? 0));
+    const delay = Math.max(
+      backoffDelay(attempts, this.opts.backoff),
+      f.permanent ? 0 : (f.retryAfterMs ?? 0),
+    );
     item.attempts = attempts;
     item.nextAttemptAt = this.now() + delay;
     item.lastError = f.reason;
     await store.reschedule(item.id, attempts, item.nextAttemptAt, f.reason);
-    logger.warn({ leg, clientId: item.clientId, id: item.id, attempts, retryInMs: delay, reason: f.reason }, 'delivery failed; will retry');
+    logger.warn(
+      { leg, clientId: item.clientId, id: item.id, attempts, retryInMs: delay, reason: f.reason },
+      'delivery failed; will retry',
+    );
   }
 
   private finish(q: ClientQueue, item: OutboxItem): void {

@@ -12,7 +12,11 @@ export interface BackoffOptions {
  * [base*2^(attempt-1)/2, base*2^(attempt-1)], capped at maxMs, so retries from
  * many clients spread out instead of arriving together.
  */
-export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  opts: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }

@@ -50,7 +50,13 @@ describe('core configuration', () => {
 
   it('names every missing variable at once', () => {
     const msg = problems({ KITBRIDGE_PUBLIC_URL: 'https://x.example' });
-    for (const v of ['KIT_ACCOUNT', 'KIT_API_TOKEN', 'KIT_CHANNEL_UUID', 'KIT_CHANNEL_SALT', 'KITBRIDGE_MEDIA_SECRET']) {
+    for (const v of [
+      'KIT_ACCOUNT',
+      'KIT_API_TOKEN',
+      'KIT_CHANNEL_UUID',
+      'KIT_CHANNEL_SALT',
+      'KITBRIDGE_MEDIA_SECRET',
+    ]) {
       expect(msg).toMatch(new RegExp(`^  ${v}: is not set`, 'm'));
     }
   });

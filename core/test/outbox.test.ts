@@ -21,13 +21,20 @@ function make(deliver: (i: OutboxItem) => Promise<void>, over: Partial<OutboxOpt
     lagLogIntervalMs: 0,
     deliver,
     classify: (err): FailureKind =>
-      err instanceof Permanent ? { permanent: true, reason: err.message } : { permanent: false, reason: String(err) },
+      err instanceof Permanent
+        ? { permanent: true, reason: err.message }
+        : { permanent: false, reason: String(err) },
     ...over,
   });
   return { store, outbox };
 }
 
-const item = (clientId: string, key: string) => ({ leg: 'inbound' as const, clientId, key, payload: { key } });
+const item = (clientId: string, key: string) => ({
+  leg: 'inbound' as const,
+  clientId,
+  key,
+  payload: { key },
+});
 const outboxes: Outbox[] = [];
 afterEach(async () => {
   await Promise.all(outboxes.splice(0).map((o) => o.stop(100)));
@@ -50,7 +57,9 @@ describe('Outbox', () => {
     outboxes.push(outbox);
     await outbox.start();
     const clients = ['a', 'b', 'c', 'd', 'e', 'f'];
-    await Promise.all(clients.flatMap((c) => Array.from({ length: 30 }, (_, n) => outbox.enqueue(item(c, `${c}${n}`)))));
+    await Promise.all(
+      clients.flatMap((c) => Array.from({ length: 30 }, (_, n) => outbox.enqueue(item(c, `${c}${n}`)))),
+    );
     await outbox.idle();
     expect(overlap).toBe(false);
     expect(maxParallel).toBeGreaterThan(1);
@@ -145,9 +154,12 @@ describe('Outbox', () => {
   });
 
   it('stop() leaves undelivered items in the store', async () => {
-    const { outbox, store } = make(async () => {
-      throw new Error('down');
-    }, { backoff: { baseMs: 10_000, maxMs: 10_000 } });
+    const { outbox, store } = make(
+      async () => {
+        throw new Error('down');
+      },
+      { backoff: { baseMs: 10_000, maxMs: 10_000 } },
+    );
     await outbox.start();
     await outbox.enqueue(item('s', 's1'));
     await new Promise((r) => setTimeout(r, 30));

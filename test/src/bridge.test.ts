@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type Bridge, startBridge } from '@kitbridge/core';
-import { FakeKit, ScriptedConnector, freePort, testCoreConfig } from '@kitbridge/testkit';
+import { FakeKit, freePort, ScriptedConnector, testCoreConfig } from '@kitbridge/testkit';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -22,11 +22,22 @@ async function start(over: Parameters<typeof testCoreConfig>[2] = {}) {
 }
 
 function kitCreds() {
-  return { url: kit.url, account: 'acme', apiToken: 'api-token-0123456789', channelUuid: 'chan-0001-uuid', salt: 'salt-abc' };
+  return {
+    url: kit.url,
+    account: 'acme',
+    apiToken: 'api-token-0123456789',
+    channelUuid: 'chan-0001-uuid',
+    salt: 'salt-abc',
+  };
 }
 
 beforeEach(async () => {
-  kit = new FakeKit({ account: 'acme', apiToken: 'api-token-0123456789', channelUuid: 'chan-0001-uuid', salt: 'salt-abc' });
+  kit = new FakeKit({
+    account: 'acme',
+    apiToken: 'api-token-0123456789',
+    channelUuid: 'chan-0001-uuid',
+    salt: 'salt-abc',
+  });
   await kit.start();
 });
 
@@ -73,7 +84,15 @@ describe('customer -> Kit', () => {
     connector.files.set('secret-file-ref-xyz', { bytes, mimeType: 'image/jpeg', fileName: 'cat.jpg' });
     await connector.push({
       ...text('sc:2', 'm1', 'look'),
-      items: [{ type: 'media', kind: 'photo', ref: 'secret-file-ref-xyz', fileName: 'cat.jpg', mimeType: 'image/jpeg' }],
+      items: [
+        {
+          type: 'media',
+          kind: 'photo',
+          ref: 'secret-file-ref-xyz',
+          fileName: 'cat.jpg',
+          mimeType: 'image/jpeg',
+        },
+      ],
     });
     await kit.waitForEvents(1);
     const item = (kit.events[0] as any).event_data.message.payload[0];
@@ -98,7 +117,13 @@ describe('customer -> Kit', () => {
     kit.outage('off');
     await kit.waitForEvents(5);
     await bridge.relay.idle();
-    expect(kit.events.map((e: any) => e.event_id)).toEqual(['sc:3/m1', 'sc:3/m2', 'sc:3/m3', 'sc:3/m4', 'sc:3/m5']);
+    expect(kit.events.map((e: any) => e.event_id)).toEqual([
+      'sc:3/m1',
+      'sc:3/m2',
+      'sc:3/m3',
+      'sc:3/m4',
+      'sc:3/m5',
+    ]);
   });
 
   it('dead-letters an event Kit rejects and goes on with the next', async () => {
@@ -118,7 +143,10 @@ describe('customer -> Kit', () => {
 describe('Kit -> customer', () => {
   it('delivers a signed agent message once, even when Kit sends it twice', async () => {
     await start();
-    const body = kit.agentMessage('sc:9', { text: 'How can I help?', sender: { sender_display_name: 'Bob' } });
+    const body = kit.agentMessage('sc:9', {
+      text: 'How can I help?',
+      sender: { sender_display_name: 'Bob' },
+    });
     expect((await kit.sendCallback(callbackUrl, body)).status).toBe(200);
     expect((await kit.sendCallback(callbackUrl, body)).status).toBe(200);
     await connector.waitForDeliveries(1);
@@ -130,7 +158,10 @@ describe('Kit -> customer', () => {
 
   it('prefixes the agent name when KITBRIDGE_SHOW_AGENT_NAME is on', async () => {
     await start({ showAgentName: true });
-    await kit.sendCallback(callbackUrl, kit.agentMessage('sc:9', { text: 'Hi', sender: { sender_display_name: 'Bob' } }));
+    await kit.sendCallback(
+      callbackUrl,
+      kit.agentMessage('sc:9', { text: 'Hi', sender: { sender_display_name: 'Bob' } }),
+    );
     await connector.waitForDeliveries(1);
     expect(connector.delivered[0]?.message.text).toBe('Bob: Hi');
   });
@@ -141,14 +172,17 @@ describe('Kit -> customer', () => {
     expect(r.status).toBe(200);
   });
 
-  it.each(['bad', 'none'] as const)('answers 401 to a %s signature and delivers nothing', async (signature) => {
-    await start();
-    const r = await kit.sendCallback(callbackUrl, kit.agentMessage('sc:9', { text: 'x' }), { signature });
-    expect(r.status).toBe(401);
-    await new Promise((res) => setTimeout(res, 100));
-    expect(connector.delivered).toHaveLength(0);
-    expect(await bridge.store.list({})).toEqual([]);
-  });
+  it.each(['bad', 'none'] as const)(
+    'answers 401 to a %s signature and delivers nothing',
+    async (signature) => {
+      await start();
+      const r = await kit.sendCallback(callbackUrl, kit.agentMessage('sc:9', { text: 'x' }), { signature });
+      expect(r.status).toBe(401);
+      await new Promise((res) => setTimeout(res, 100));
+      expect(connector.delivered).toHaveLength(0);
+      expect(await bridge.store.list({})).toEqual([]);
+    },
+  );
 
   it('answers the channel test request (GET and POST) and refuses a bad one', async () => {
     await start();
@@ -162,13 +196,21 @@ describe('Kit -> customer', () => {
   it('answers 400 to malformed JSON and to a body that fails the schema, 413 past 1 MiB', async () => {
     await start();
     const post = async (body: string, headers: Record<string, string> = {}) => {
-      const r = await request(callbackUrl, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+      const r = await request(callbackUrl, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', ...headers },
+      });
       await r.body.dump();
       return r.statusCode;
     };
     expect(await post('{not json')).toBe(400);
     const bad = { event_id: 'e1', event_type: 'send_message', client_data: { client_id: 'sc:1' } };
-    expect(await post(JSON.stringify(bad), { authorization: createHash('md5').update('salt-abc:api-token-0123456789:e1').digest('hex') })).toBe(400);
+    expect(
+      await post(JSON.stringify(bad), {
+        authorization: createHash('md5').update('salt-abc:api-token-0123456789:e1').digest('hex'),
+      }),
+    ).toBe(400);
     expect(await post('x'.repeat(1024 * 1024 + 10))).toBe(413);
     expect(connector.delivered).toHaveLength(0);
   });
@@ -185,7 +227,9 @@ describe('Kit -> customer', () => {
     await start({ closeMessage: 'Thanks, bye' });
     await kit.sendCallback(callbackUrl, kit.closeConversation('sc:5', 'CLOSED_BY_AGENT'));
     await bridge.relay.idle();
-    expect(connector.closed).toEqual([{ target: { clientId: 'sc:5' }, reason: 'CLOSED_BY_AGENT', text: 'Thanks, bye' }]);
+    expect(connector.closed).toEqual([
+      { target: { clientId: 'sc:5' }, reason: 'CLOSED_BY_AGENT', text: 'Thanks, bye' },
+    ]);
   });
 
   it("retries a failing delivery and dead-letters 'blocked' at once", async () => {
@@ -209,7 +253,10 @@ describe('Kit -> customer', () => {
     beforeEach(async () => {
       files = createServer((req, res) => {
         const body = req.url === '/big.jpg' ? big : small;
-        res.writeHead(200, { 'content-type': req.url === '/big.jpg' ? 'image/jpeg' : 'application/pdf', 'content-length': body.length });
+        res.writeHead(200, {
+          'content-type': req.url === '/big.jpg' ? 'image/jpeg' : 'application/pdf',
+          'content-length': body.length,
+        });
         res.end(body);
       });
       await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
@@ -243,6 +290,10 @@ describe('health', () => {
     expect((await get(`${bridge.url}/healthz`)).status).toBe(200);
     const ready = await get(`${bridge.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body.toString())).toMatchObject({ ready: true, kit: true, connector: { state: 'connected' } });
+    expect(JSON.parse(ready.body.toString())).toMatchObject({
+      ready: true,
+      kit: true,
+      connector: { state: 'connected' },
+    });
   });
 });

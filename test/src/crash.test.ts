@@ -12,7 +12,12 @@ import { FakeKit, FakeTelegram, fakeBotToken, freePort } from '@kitbridge/testki
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const bin = new URL('../../packages/cli/bin/kitbridge.js', import.meta.url).pathname;
-const CREDS = { account: 'acme', apiToken: 'crash-api-token-0001', channelUuid: 'crash-channel-01', salt: 'crash-salt' };
+const CREDS = {
+  account: 'acme',
+  apiToken: 'crash-api-token-0001',
+  channelUuid: 'crash-channel-01',
+  salt: 'crash-salt',
+};
 
 let kit: FakeKit;
 let tg: FakeTelegram;
@@ -99,9 +104,13 @@ describe('kill -9 and restart', () => {
       await until(() => tg.pendingUpdates.length === 0, 'updates to be confirmed');
 
       // Agent leg: Telegram is failing, so acknowledged callbacks are mid-delivery.
-      for (let i = 0; i < 200; i++) tg.failNext('sendMessage', { error_code: 502, description: 'Bad Gateway' });
+      for (let i = 0; i < 200; i++)
+        tg.failNext('sendMessage', { error_code: 502, description: 'Bad Gateway' });
       for (let i = 1; i <= 3; i++) {
-        const r = await kit.sendCallback(`http://127.0.0.1:${port}/kit/callback`, kit.agentMessage('tg:501', { text: `agent ${i}` }));
+        const r = await kit.sendCallback(
+          `http://127.0.0.1:${port}/kit/callback`,
+          kit.agentMessage('tg:501', { text: `agent ${i}` }),
+        );
         expect(r.status).toBe(200);
       }
       await until(() => tg.callsOf('sendMessage').length > 0, 'a delivery attempt');
@@ -123,10 +132,14 @@ describe('kill -9 and restart', () => {
 
       const ids = kit.events.map((e: any) => e.event_id);
       expect(new Set(ids).size).toBe(ids.length);
-      const texts = (who: string) => kit.events.map((e: any) => e.event_data.message.text).filter((t: string) => t.startsWith(who));
+      const texts = (who: string) =>
+        kit.events.map((e: any) => e.event_data.message.text).filter((t: string) => t.startsWith(who));
       expect(texts('ann')).toEqual(Array.from({ length: 10 }, (_, i) => `ann ${i + 1}`));
       expect(texts('bob')).toEqual(Array.from({ length: 10 }, (_, i) => `bob ${i + 1}`));
-      const agent = tg.sent.slice(sentBefore).filter((c) => c.method === 'sendMessage').map((c) => c.params.text);
+      const agent = tg.sent
+        .slice(sentBefore)
+        .filter((c) => c.method === 'sendMessage')
+        .map((c) => c.params.text);
       expect(agent).toEqual(['agent 1', 'agent 2', 'agent 3']);
     } finally {
       second.child.kill('SIGTERM');

@@ -6,10 +6,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Bridge, startBridge } from '@kitbridge/core';
 import { TelegramConnector, type TelegramConnectorOptions } from '@kitbridge/telegram';
-import { FakeKit, freePort, testCoreConfig } from '@kitbridge/testkit';
+import { FakeKit, FakeTelegram, freePort, testCoreConfig, tgUser } from '@kitbridge/testkit';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeTelegram, tgUser } from '../../packages/testkit/src/fake-telegram.js';
 
 const creds = {
   account: 'acme',
@@ -42,7 +41,6 @@ async function get(url: string) {
   return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: Kit events are checked field by field
 const messageOf = (event: unknown) => (event as any).event_data.message;
 
 beforeEach(async () => {

@@ -94,7 +94,11 @@ export class HttpServer {
     const path = pathOf(req.url);
     const handler = this.router.match(req.method ?? 'GET', path);
     if (!handler) {
-      sendText(res, this.router.knows(path) ? 405 : 404, this.router.knows(path) ? 'Method Not Allowed' : 'Not Found');
+      sendText(
+        res,
+        this.router.knows(path) ? 405 : 404,
+        this.router.knows(path) ? 'Method Not Allowed' : 'Not Found',
+      );
       return;
     }
     Promise.resolve()
@@ -102,7 +106,8 @@ export class HttpServer {
       .catch((err: unknown) => {
         const status = err instanceof HttpError ? err.status : 500;
         if (status >= 500) this.opts.logger.error({ err: errorSummary(err), path }, 'request failed');
-        if (!res.headersSent) sendText(res, status, err instanceof HttpError ? err.message : 'Internal Server Error');
+        if (!res.headersSent)
+          sendText(res, status, err instanceof HttpError ? err.message : 'Internal Server Error');
         else res.destroy();
       });
   }
@@ -114,8 +119,17 @@ export function pathOf(url: string | undefined): string {
   return q === -1 ? u : u.slice(0, q);
 }
 
-export function sendText(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 

@@ -8,7 +8,7 @@
  * as a duplicate); a store failure answers 503 so Kit may try again.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError, readBody, sendText, type RouteHandler } from '../http/router.js';
+import { HttpError, type RouteHandler, readBody, sendText } from '../http/router.js';
 import type { Logger } from '../logger.js';
 import { type KitCallback, parseCallback } from './schemas.js';
 import { verifySignature } from './signature.js';
@@ -31,7 +31,10 @@ export function createCallbackRoute(opts: CallbackRouteOptions): RouteHandler {
   const allowed = opts.allowedIps?.length ? new Set(opts.allowedIps) : undefined;
   return async (req: IncomingMessage, res: ServerResponse) => {
     if (allowed && !allowed.has(normalizeIp(req.socket.remoteAddress))) {
-      opts.logger.warn({ source: req.socket.remoteAddress }, 'kit callback from an address not in KITBRIDGE_KIT_ALLOWED_IPS');
+      opts.logger.warn(
+        { source: req.socket.remoteAddress },
+        'kit callback from an address not in KITBRIDGE_KIT_ALLOWED_IPS',
+      );
       return sendText(res, 403, 'Forbidden');
     }
     const auth = headerValue(req.headers.authorization);

@@ -31,7 +31,11 @@ export const ContactItemSchema = z.looseObject({
   avatar: z.string().optional(),
 });
 
-export const PayloadItemSchema = z.discriminatedUnion('type', [MediaItemSchema, LocationItemSchema, ContactItemSchema]);
+export const PayloadItemSchema = z.discriminatedUnion('type', [
+  MediaItemSchema,
+  LocationItemSchema,
+  ContactItemSchema,
+]);
 export type PayloadItem = z.infer<typeof PayloadItemSchema>;
 export type MediaItem = z.infer<typeof MediaItemSchema>;
 export type LocationItem = z.infer<typeof LocationItemSchema>;
@@ -102,7 +106,10 @@ export type CustomerEvent = z.infer<typeof CustomerEventSchema>;
 
 // ---------------------------------------------------------------- login / refresh / errors
 
-export const TokenPairSchema = z.looseObject({ access_token: z.string().min(1), refresh_token: z.string().min(1) });
+export const TokenPairSchema = z.looseObject({
+  access_token: z.string().min(1),
+  refresh_token: z.string().min(1),
+});
 export const LoginResponseSchema = z.looseObject({ success: z.literal(true), result: TokenPairSchema });
 export type TokenPair = z.infer<typeof TokenPairSchema>;
 

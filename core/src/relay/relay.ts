@@ -5,14 +5,26 @@
  * The Kit event is built once, when the message arrives, and stored as it is, so
  * every retry sends the same bytes (same event_id, same media links).
  */
-import type { ChannelConnector, DeliveryTarget, InboundMessage, JsonObject, ReceiveResult } from '../connector.js';
-import { PermanentDeliveryError, RetryableDeliveryError, isTypingCapable } from '../connector.js';
+
 import type { CoreConfig, OutboxSettings } from '../config.js';
+import type {
+  ChannelConnector,
+  DeliveryTarget,
+  InboundMessage,
+  JsonObject,
+  ReceiveResult,
+} from '../connector.js';
+import { isTypingCapable, PermanentDeliveryError, RetryableDeliveryError } from '../connector.js';
 import type { CallbackOutcome } from '../kit/callback-route.js';
 import type { KitClient } from '../kit/client.js';
 import { DEDUPE_TTL_MS } from '../kit/decisions.js';
 import { KitAuthError, KitRejectedError, KitUnavailableError } from '../kit/errors.js';
-import type { AgentMessageCallback, CloseConversationCallback, CustomerEvent, KitCallback } from '../kit/schemas.js';
+import type {
+  AgentMessageCallback,
+  CloseConversationCallback,
+  CustomerEvent,
+  KitCallback,
+} from '../kit/schemas.js';
 import type { Logger } from '../logger.js';
 import type { MediaFetcher } from '../media/fetch.js';
 import { type MediaSigner, mediaUrl } from '../media/token.js';
@@ -48,7 +60,13 @@ export class Relay {
 
   constructor(private readonly o: RelayOptions) {
     this.now = o.now ?? Date.now;
-    const common = { ...o.outbox, store: o.store, logger: o.logger, dedupeTtlMs: DEDUPE_TTL_MS, now: this.now };
+    const common = {
+      ...o.outbox,
+      store: o.store,
+      logger: o.logger,
+      dedupeTtlMs: DEDUPE_TTL_MS,
+      now: this.now,
+    };
     this.inbound = new Outbox({
       ...common,
       leg: 'inbound',
@@ -85,7 +103,9 @@ export class Relay {
       logger.debug({ clientId: msg.client.clientId }, 'edited message ignored (KITBRIDGE_EDITS=ignore)');
       return 'accepted';
     }
-    const event = toCustomerEvent(msg, (clientId, file) => mediaUrl(config.publicUrl, signer.sign(clientId, file)));
+    const event = toCustomerEvent(msg, (clientId, file) =>
+      mediaUrl(config.publicUrl, signer.sign(clientId, file)),
+    );
     const result = await this.inbound.enqueue({
       leg: 'inbound',
       clientId: msg.client.clientId,
@@ -97,8 +117,11 @@ export class Relay {
       await this.touchClient(msg).catch((err: Error) =>
         logger.warn({ clientId: msg.client.clientId, err: err.message }, 'client record not updated'),
       );
-    }
-    else logger.debug({ clientId: msg.client.clientId, messageId: msg.messageId }, 'duplicate customer message dropped');
+    } else
+      logger.debug(
+        { clientId: msg.client.clientId, messageId: msg.messageId },
+        'duplicate customer message dropped',
+      );
     return result;
   };
 
@@ -127,7 +150,10 @@ export class Relay {
   /** The callback route's handler. Resolves once the event is stored. */
   handleCallback = async (cb: KitCallback): Promise<CallbackOutcome> => {
     if (cb.kind === 'unknown') {
-      this.o.logger.info({ eventId: cb.event.event_id, type: cb.event.event_type }, 'kit event of an unknown type acknowledged');
+      this.o.logger.info(
+        { eventId: cb.event.event_id, type: cb.event.event_type },
+        'kit event of an unknown type acknowledged',
+      );
       return 'ignored';
     }
     const clientId = cb.event.client_data.client_id;
@@ -138,10 +164,15 @@ export class Relay {
   private async deliverOutbound(item: OutboxItem): Promise<void> {
     const { connector, store, config, logger } = this.o;
     if (!connector.ownsClient(item.clientId)) {
-      throw new PermanentDeliveryError(`client_id ${item.clientId} does not belong to the ${connector.name} connector`);
+      throw new PermanentDeliveryError(
+        `client_id ${item.clientId} does not belong to the ${connector.name} connector`,
+      );
     }
     const record = await store.getClient(item.clientId);
-    const target: DeliveryTarget = { clientId: item.clientId, ...(record?.address ? { address: record.address } : {}) };
+    const target: DeliveryTarget = {
+      clientId: item.clientId,
+      ...(record?.address ? { address: record.address } : {}),
+    };
     const payload = item.payload as unknown as OutboundPayload;
 
     if (payload.kind === 'close_conversation') {
@@ -175,9 +206,14 @@ export class Relay {
 // ---------------------------------------------------------------- failure classes
 
 export function classifyKitError(err: unknown): FailureKind {
-  if (err instanceof KitRejectedError) return { permanent: true, reason: `Kit rejected the event: ${err.message}` };
+  if (err instanceof KitRejectedError)
+    return { permanent: true, reason: `Kit rejected the event: ${err.message}` };
   if (err instanceof KitUnavailableError) {
-    return { permanent: false, reason: err.message, ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}) };
+    return {
+      permanent: false,
+      reason: err.message,
+      ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}),
+    };
   }
   // Credentials may be fixed by an operator while messages wait.
   if (err instanceof KitAuthError) return { permanent: false, reason: err.message };
@@ -187,7 +223,11 @@ export function classifyKitError(err: unknown): FailureKind {
 export function classifyPlatformError(err: unknown): FailureKind {
   if (err instanceof PermanentDeliveryError) return { permanent: true, reason: err.message };
   if (err instanceof RetryableDeliveryError) {
-    return { permanent: false, reason: err.message, ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}) };
+    return {
+      permanent: false,
+      reason: err.message,
+      ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}),
+    };
   }
   return { permanent: false, reason: (err as Error)?.message ?? String(err) };
 }

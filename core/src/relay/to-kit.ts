@@ -16,9 +16,18 @@ export function toCustomerEvent(msg: InboundMessage, mediaUrlFor: MediaUrlFor): 
   for (const item of msg.items ?? []) {
     if (item.type === 'media') {
       const { type: _t, ...file } = item;
-      payload.push({ type: file.kind, file_name: file.fileName ?? defaultFileName(file), file_url: mediaUrlFor(clientId, file) });
+      payload.push({
+        type: file.kind,
+        file_name: file.fileName ?? defaultFileName(file),
+        file_url: mediaUrlFor(clientId, file),
+      });
     } else if (item.type === 'location') {
-      payload.push({ type: 'location', latitude: item.latitude, longitude: item.longitude, ...opt('address', item.address) });
+      payload.push({
+        type: 'location',
+        latitude: item.latitude,
+        longitude: item.longitude,
+        ...opt('address', item.address),
+      });
     } else {
       payload.push({ type: 'contact', ...opt('name', item.name), ...opt('number', item.number) });
     }

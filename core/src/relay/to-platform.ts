@@ -4,7 +4,14 @@
  * in one place: a file that cannot go becomes a notice with its link, never a
  * silent drop.
  */
-import type { AgentMessage, FetchedFile, MediaKind, MediaLimit, MediaLimits, OutboundAttachment } from '../connector.js';
+import type {
+  AgentMessage,
+  FetchedFile,
+  MediaKind,
+  MediaLimit,
+  MediaLimits,
+  OutboundAttachment,
+} from '../connector.js';
 import type { AgentMessageCallback } from '../kit/schemas.js';
 import type { Logger } from '../logger.js';
 import { MediaFetchError, type MediaFetcher } from '../media/fetch.js';
@@ -24,7 +31,10 @@ export interface PreparedMessage {
   dispose(): void;
 }
 
-export async function toAgentMessage(event: AgentMessageCallback, opts: ToAgentMessageOptions): Promise<PreparedMessage> {
+export async function toAgentMessage(
+  event: AgentMessageCallback,
+  opts: ToAgentMessageOptions,
+): Promise<PreparedMessage> {
   const disposers: (() => void)[] = [];
   const { message, sender_data: s } = event.event_data;
   const name = s?.sender_display_name || s?.sender_username || undefined;
@@ -54,7 +64,11 @@ export async function toAgentMessage(event: AgentMessageCallback, opts: ToAgentM
         out.attachments.push(r.attachment);
         disposers.push(r.dispose);
       }
-    } else if (type === 'location' && typeof item.latitude === 'number' && typeof item.longitude === 'number') {
+    } else if (
+      type === 'location' &&
+      typeof item.latitude === 'number' &&
+      typeof item.longitude === 'number'
+    ) {
       out.locations.push({
         latitude: item.latitude,
         longitude: item.longitude,
@@ -66,10 +80,18 @@ export async function toAgentMessage(event: AgentMessageCallback, opts: ToAgentM
         ...(typeof item.number === 'string' ? { number: item.number } : {}),
       });
     } else {
-      opts.logger.warn({ eventId: event.event_id, type }, 'agent payload item of an unsupported type skipped');
+      opts.logger.warn(
+        { eventId: event.event_id, type },
+        'agent payload item of an unsupported type skipped',
+      );
     }
   }
-  return { message: out, dispose: () => disposers.forEach((d) => d()) };
+  return {
+    message: out,
+    dispose: () => {
+      for (const d of disposers) d();
+    },
+  };
 }
 
 async function openAttachment(
@@ -82,21 +104,36 @@ async function openAttachment(
   const limit = opts.limits[kind];
   let first: FetchedFile;
   try {
-    first = await opts.fetcher.open(url, { maxBytes: limit.maxUploadBytes, ...(fileName ? { fileName } : {}) });
+    first = await opts.fetcher.open(url, {
+      maxBytes: limit.maxUploadBytes,
+      ...(fileName ? { fileName } : {}),
+    });
   } catch (err) {
     const code = err instanceof MediaFetchError ? err.code : 'network';
-    opts.logger.warn({ kind, code, reason: (err as Error).message }, 'agent file not sent; the customer gets a link');
-    return { notice: code === 'too-large' ? `${label} (too large to send here): ${url}` : `${label}: ${url}` };
+    opts.logger.warn(
+      { kind, code, reason: (err as Error).message },
+      'agent file not sent; the customer gets a link',
+    );
+    return {
+      notice: code === 'too-large' ? `${label} (too large to send here): ${url}` : `${label}: ${url}`,
+    };
   }
   // A type the platform refuses for this kind still goes, as a document, when documents take it.
   let sendAs = kind;
   if (!mimeAllowed(limit, first.contentType)) {
     const doc = opts.limits.document;
-    if (kind !== 'document' && mimeAllowed(doc, first.contentType) && (first.size ?? 0) <= doc.maxUploadBytes) {
+    if (
+      kind !== 'document' &&
+      mimeAllowed(doc, first.contentType) &&
+      (first.size ?? 0) <= doc.maxUploadBytes
+    ) {
       sendAs = 'document';
     } else {
       first.stream.destroy();
-      opts.logger.warn({ kind, contentType: first.contentType }, 'agent file type not accepted by the platform; sent as a link');
+      opts.logger.warn(
+        { kind, contentType: first.contentType },
+        'agent file type not accepted by the platform; sent as a link',
+      );
       return { notice: `${label}: ${url}` };
     }
   }

@@ -15,7 +15,10 @@ export class MemoryStore implements Store {
 
   async saveClient(record: ClientRecord) {
     const old = this.clients.get(record.clientId);
-    this.clients.set(record.clientId, { ...structuredClone(record), firstSeen: old?.firstSeen ?? record.firstSeen });
+    this.clients.set(record.clientId, {
+      ...structuredClone(record),
+      firstSeen: old?.firstSeen ?? record.firstSeen,
+    });
   }
 
   async enqueue(item: NewOutboxItem, dedupeTtlMs: number, now: number) {
@@ -36,7 +39,9 @@ export class MemoryStore implements Store {
   }
 
   async pending(leg: Leg) {
-    return [...this.items.values()].filter((i) => i.leg === leg && i.state === 'pending').map((i) => structuredClone(i));
+    return [...this.items.values()]
+      .filter((i) => i.leg === leg && i.state === 'pending')
+      .map((i) => structuredClone(i));
   }
 
   async reschedule(id: number, attempts: number, nextAttemptAt: number, lastError: string) {

@@ -1,6 +1,7 @@
 /** The `kitbridge` command. */
-import { ConfigError } from '@kitbridge/core';
+
 import { createRequire } from 'node:module';
+import { ConfigError } from '@kitbridge/core';
 import { outboxCommand } from './outbox.js';
 import { PLATFORM_NAMES } from './platforms.js';
 import { run, stopOnSignals } from './run.js';

@@ -6,10 +6,14 @@
  *   kitbridge outbox drop <id>
  * A running connector picks up retried and dropped items within 30 s.
  */
-import { parseEnv, type OutboxItem } from '@kitbridge/core';
+import { type OutboxItem, parseEnv } from '@kitbridge/core';
 import { openStore, storeEnvSchema } from './store-url.js';
 
-export async function outboxCommand(args: string[], env: NodeJS.ProcessEnv, print: (s: string) => void): Promise<number> {
+export async function outboxCommand(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  print: (s: string) => void,
+): Promise<number> {
   const { KITBRIDGE_STORE } = parseEnv(storeEnvSchema, env);
   const store = await openStore(KITBRIDGE_STORE);
   try {
@@ -32,7 +36,10 @@ export async function outboxCommand(args: string[], env: NodeJS.ProcessEnv, prin
       return 0;
     }
     if (verb === 'retry') {
-      const n = arg === '--dead' ? await store.revive('all-dead', Date.now()) : await store.revive([parseId(arg)], Date.now());
+      const n =
+        arg === '--dead'
+          ? await store.revive('all-dead', Date.now())
+          : await store.revive([parseId(arg)], Date.now());
       print(`${n} item(s) due again`);
       return n > 0 || arg === '--dead' ? 0 : 1;
     }
@@ -41,7 +48,9 @@ export async function outboxCommand(args: string[], env: NodeJS.ProcessEnv, prin
       print(ok ? 'dropped' : 'no such item');
       return ok ? 0 : 1;
     }
-    throw new Error(`unknown outbox command "${verb}"; use status, list [--dead], retry <id|--dead> or drop <id>`);
+    throw new Error(
+      `unknown outbox command "${verb}"; use status, list [--dead], retry <id|--dead> or drop <id>`,
+    );
   } finally {
     await store.close();
   }

@@ -10,7 +10,9 @@ export const PLATFORM_NAMES = Object.keys(PLATFORMS);
 export async function loadPlatform(name: string | undefined): Promise<ConnectorPlugin<unknown>> {
   const load = name ? PLATFORMS[name] : undefined;
   if (!load) {
-    throw new Error(`${name ? `unknown platform "${name}"` : 'no platform given'}; choose one of: ${PLATFORM_NAMES.join(', ')}`);
+    throw new Error(
+      `${name ? `unknown platform "${name}"` : 'no platform given'}; choose one of: ${PLATFORM_NAMES.join(', ')}`,
+    );
   }
   return load();
 }

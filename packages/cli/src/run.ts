@@ -1,4 +1,6 @@
 /** `kitbridge run <platform>`: validate everything, then start one connector process. */
+
+import type { LoggerOptions } from '@kitbridge/core';
 import {
   type Bridge,
   ConfigError,
@@ -9,7 +11,6 @@ import {
   parseEnv,
   startBridge,
 } from '@kitbridge/core';
-import type { LoggerOptions } from '@kitbridge/core';
 import { z } from 'zod';
 import { loadPlatform } from './platforms.js';
 import { openStore, storeEnvSchema } from './store-url.js';
@@ -22,7 +23,10 @@ const logEnvSchema = z.object({
 });
 
 /** Parses every schema and reports all bad variables at once. */
-function parseAll<T extends unknown[]>(env: NodeJS.ProcessEnv, ...schemas: { [K in keyof T]: z.ZodType<T[K]> }): T {
+function parseAll<T extends unknown[]>(
+  env: NodeJS.ProcessEnv,
+  ...schemas: { [K in keyof T]: z.ZodType<T[K]> }
+): T {
   const problems: string[] = [];
   const out = schemas.map((s) => {
     try {
@@ -37,15 +41,14 @@ function parseAll<T extends unknown[]>(env: NodeJS.ProcessEnv, ...schemas: { [K 
   return out as T;
 }
 
-export async function run(platformName: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Bridge> {
+export async function run(
+  platformName: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Bridge> {
   const plugin = await loadPlatform(platformName);
-  const [core, store, log, platform] = parseAll<[z.output<typeof coreEnvSchema>, z.output<typeof storeEnvSchema>, z.output<typeof logEnvSchema>, unknown]>(
-    env,
-    coreEnvSchema,
-    storeEnvSchema,
-    logEnvSchema,
-    plugin.env,
-  );
+  const [core, store, log, platform] = parseAll<
+    [z.output<typeof coreEnvSchema>, z.output<typeof storeEnvSchema>, z.output<typeof logEnvSchema>, unknown]
+  >(env, coreEnvSchema, storeEnvSchema, logEnvSchema, plugin.env);
   const config = coreConfigFromEnv(core);
   const logger = createLogger({
     level: log.KITBRIDGE_LOG_LEVEL as LoggerOptions['level'],
@@ -57,7 +60,10 @@ export async function run(platformName: string | undefined, env: NodeJS.ProcessE
   } catch (err) {
     throw new Error(`KITBRIDGE_STORE: ${(err as Error).message}`);
   }
-  const connector = plugin.create(platform, { publicUrl: config.publicUrl, logger: logger.child({ part: plugin.name }) });
+  const connector = plugin.create(platform, {
+    publicUrl: config.publicUrl,
+    logger: logger.child({ part: plugin.name }),
+  });
   const bridge = await startBridge({ config, connector, store: storeHandle, logger });
   logger.info({ platform: plugin.name, url: config.publicUrl }, 'kitbridge running');
   return bridge;

@@ -35,13 +35,25 @@ describe('kitbridge run: configuration', () => {
   it('refuses to start without configuration, naming every missing variable', () => {
     const r = kitbridge(['run', 'telegram'], {});
     expect(r.code).toBe(2);
-    for (const v of ['KIT_ACCOUNT', 'KIT_API_TOKEN', 'KIT_CHANNEL_UUID', 'KIT_CHANNEL_SALT', 'KITBRIDGE_PUBLIC_URL', 'KITBRIDGE_MEDIA_SECRET', 'TELEGRAM_BOT_TOKEN']) {
+    for (const v of [
+      'KIT_ACCOUNT',
+      'KIT_API_TOKEN',
+      'KIT_CHANNEL_UUID',
+      'KIT_CHANNEL_SALT',
+      'KITBRIDGE_PUBLIC_URL',
+      'KITBRIDGE_MEDIA_SECRET',
+      'TELEGRAM_BOT_TOKEN',
+    ]) {
       expect(r.err).toContain(v);
     }
   });
 
   it('says what is wrong with a bad value, without echoing secrets', () => {
-    const r = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_PORT: 'eighty', TELEGRAM_BOT_TOKEN: 'not-a-token-SECRET-4' });
+    const r = kitbridge(['run', 'telegram'], {
+      ...valid,
+      KITBRIDGE_PORT: 'eighty',
+      TELEGRAM_BOT_TOKEN: 'not-a-token-SECRET-4',
+    });
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/KITBRIDGE_PORT: expected a port number/);
     expect(r.err).toMatch(/TELEGRAM_BOT_TOKEN/);
@@ -57,7 +69,10 @@ describe('kitbridge run: configuration', () => {
   it('a store path that cannot be created stops start-up with a clear message', () => {
     const file = join(tmp, 'a-file');
     writeFileSync(file, 'x');
-    const r = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_STORE: `sqlite:${file}/sub/kitbridge.db` });
+    const r = kitbridge(['run', 'telegram'], {
+      ...valid,
+      KITBRIDGE_STORE: `sqlite:${file}/sub/kitbridge.db`,
+    });
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/KITBRIDGE_STORE: .*a-file\/sub\/kitbridge\.db/);
   });

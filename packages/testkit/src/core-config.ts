@@ -23,12 +23,27 @@ export interface TestKitCredentials {
 }
 
 /** With `port`, the bridge listens there and its public URL points at it (media links work). */
-export function testCoreConfig(kit: TestKitCredentials, port = 0, over: Partial<CoreConfig> = {}): CoreConfig {
+export function testCoreConfig(
+  kit: TestKitCredentials,
+  port = 0,
+  over: Partial<CoreConfig> = {},
+): CoreConfig {
   return {
-    kit: { baseUrl: kit.url, account: kit.account, apiToken: kit.apiToken, channelUuid: kit.channelUuid, salt: kit.salt },
+    kit: {
+      baseUrl: kit.url,
+      account: kit.account,
+      apiToken: kit.apiToken,
+      channelUuid: kit.channelUuid,
+      salt: kit.salt,
+    },
     http: { host: '127.0.0.1', port },
     publicUrl: `http://127.0.0.1:${port}`,
-    media: { secret: 'test-media-secret-0123456789abcdef0123', ttlMs: 60 * 60_000, maxBytes: 50 * 1024 * 1024, allowPrivate: true },
+    media: {
+      secret: 'test-media-secret-0123456789abcdef0123',
+      ttlMs: 60 * 60_000,
+      maxBytes: 50 * 1024 * 1024,
+      allowPrivate: true,
+    },
     edits: 'resend',
     showAgentName: false,
     outbox: { concurrency: 8, maxAttempts: 5, maxAgeMs: 60_000, backoff: { baseMs: 20, maxMs: 200 } },

@@ -381,6 +381,11 @@ export class FakeTelegram {
     this.failures.set(method, q);
   }
 
+  /** Forgets every scripted failure. */
+  clearFailures(): void {
+    this.failures.clear();
+  }
+
   /** Calls of one method. */
   callsOf(method: string): ApiCall[] {
     return this.calls.filter((c) => c.method === method);

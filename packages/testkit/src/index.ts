@@ -1,5 +1,11 @@
+export * from './core-config.js';
 export * from './fake-kit.js';
 export * from './fake-telegram.js';
+export {
+  dispositionParams,
+  type MultipartBody,
+  type MultipartPart,
+  multipartBoundary,
+  parseMultipart,
+} from './multipart.js';
 export * from './scripted-connector.js';
-export * from './core-config.js';
-export { parseMultipart } from './multipart.js';

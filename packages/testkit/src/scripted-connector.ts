@@ -75,7 +75,11 @@ export class ScriptedConnector implements ChannelConnector {
   failNext(...errors: (Error | 'permanent' | 'retry')[]): void {
     for (const e of errors) {
       this.failures.push(
-        e === 'permanent' ? new PermanentDeliveryError('blocked by the customer') : e === 'retry' ? new RetryableDeliveryError('rate limited', 10) : e,
+        e === 'permanent'
+          ? new PermanentDeliveryError('blocked by the customer')
+          : e === 'retry'
+            ? new RetryableDeliveryError('rate limited', 10)
+            : e,
       );
     }
   }
@@ -114,7 +118,10 @@ export class ScriptedConnector implements ChannelConnector {
   waitForDeliveries(n: number, timeoutMs = 10_000): Promise<void> {
     if (this.delivered.length >= n) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`only ${this.delivered.length} of ${n} deliveries`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`only ${this.delivered.length} of ${n} deliveries`)),
+        timeoutMs,
+      );
       this.waiters.push({
         n,
         resolve: () => {

@@ -1,6 +1,6 @@
 import { PermanentDeliveryError, RetryableDeliveryError } from '@kitbridge/core';
+import { FakeTelegram } from '@kitbridge/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FakeTelegram } from '../../../packages/testkit/src/fake-telegram.js';
 import type { TelegramConnector } from '../src/connector.js';
 import { agentMessage, FileServer, TestContext } from './helpers.js';
 import { testConnector } from './setup.js';

@@ -1,5 +1,5 @@
+import { FakeTelegram, fakeBotToken, tgUser } from '@kitbridge/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeTelegram, fakeBotToken, tgUser } from '../../../packages/testkit/src/fake-telegram.js';
 import { TelegramConnector } from '../src/connector.js';
 import { TestContext, webhookHost } from './helpers.js';
 import { testConnector } from './setup.js';

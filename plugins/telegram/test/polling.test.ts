@@ -1,6 +1,6 @@
 import { AttachmentGoneError } from '@kitbridge/core';
+import { FakeTelegram, tgUser } from '@kitbridge/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeTelegram, tgUser } from '../../../packages/testkit/src/fake-telegram.js';
 import type { TelegramConnector } from '../src/connector.js';
 import { TestContext } from './helpers.js';
 import { testConnector } from './setup.js';

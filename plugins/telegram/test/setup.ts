@@ -1,6 +1,6 @@
 /** Connector options for tests: short waits, the fake's API root. */
 
-import type { FakeTelegram } from '../../../packages/testkit/src/fake-telegram.js';
+import type { FakeTelegram } from '@kitbridge/testkit';
 import { TelegramConnector, type TelegramConnectorOptions } from '../src/connector.js';
 
 export function testConnector(

@@ -1,6 +1,6 @@
 /** The fake Bot API itself (testkit): the Telegram behaviour the connector tests rely on. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeTelegram, tgUser } from '../../../packages/testkit/src/fake-telegram.js';
+import { FakeTelegram, tgUser } from '../src/fake-telegram.js';
 
 const bob = tgUser(1, 'Bob');
 

@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  dispositionParams,
-  multipartBoundary,
-  parseMultipart,
-} from '../../../packages/testkit/src/multipart.js';
+import { dispositionParams, multipartBoundary, parseMultipart } from '../src/multipart.js';
 
 describe('parseMultipart (testkit)', () => {
   it("reads grammy's bodies: lower-case headers, unquoted filename with spaces, attach:// ids", () => {
