@@ -23,6 +23,8 @@ import { backoffDelay, sleep } from './retry.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 
+const PRUNE_INTERVAL_MS = 60 * 60_000;
+
 export interface BridgeOptions {
   config: CoreConfig;
   connector: ChannelConnector;
@@ -42,6 +44,7 @@ export class Bridge {
   private readonly abort = new AbortController();
   private kitReady = false;
   private stopping?: Promise<void>;
+  private pruneTimer?: NodeJS.Timeout;
 
   constructor(readonly options: BridgeOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -96,6 +99,7 @@ export class Bridge {
       signal: this.abort.signal,
     });
     await this.relay.outbound.start();
+    this.schedulePrune();
     return this.address;
   }
 
@@ -103,6 +107,7 @@ export class Bridge {
   stop(graceMs = 10_000): Promise<void> {
     this.stopping ??= (async () => {
       this.abort.abort(new Error('stopping'));
+      clearInterval(this.pruneTimer);
       await this.options.connector
         .stop()
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'connector stop failed'));
@@ -153,6 +158,18 @@ export class Bridge {
         logger: this.logger.child({ part: 'media' }),
       }),
     );
+  }
+
+  /** Expired dedupe keys are removed at start and then hourly. */
+  private schedulePrune(): void {
+    const prune = () =>
+      this.store.prune(Date.now()).then(
+        (n) => n > 0 && this.logger.debug({ removed: n }, 'expired dedupe keys pruned'),
+        (err: Error) => this.logger.warn({ err: err.message }, 'dedupe prune failed'),
+      );
+    void prune();
+    this.pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
   }
 
   /**
