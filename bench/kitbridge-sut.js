@@ -4,7 +4,8 @@ import { run } from '../packages/cli/dist/index.js';
 const bridge = await run('telegram', process.env);
 process.send({ ready: true, port: bridge.address.port });
 process.on('message', async (m) => {
-  if (m === 'stats') process.send({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss });
+  if (m === 'stats')
+    process.send({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss, mem: process.memoryUsage() });
   if (m === 'exit') {
     await bridge.stop(1000);
     process.exit(0);

@@ -46,7 +46,9 @@ const baseEnv = {
 };
 
 function startChild(script, env) {
-  const child = fork(join(here, script), { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // BENCH_PROFILE=1 writes a .cpuprofile of each process under test into the working directory.
+  const execArgv = process.env.BENCH_PROFILE ? ['--cpu-prof'] : [];
+  const child = fork(join(here, script), { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
@@ -177,23 +179,27 @@ console.log(
 );
 
 const results = [];
-results.push(await measure('bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000));
-results.push(
-  await measure(
+const only = process.env.BENCH_ONLY; // bare | memory | sqlite: one system alone (for profiling)
+const systems = [
+  ['bare', 'bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000],
+  [
+    'memory',
     'kitbridge, memory store',
     'kitbridge-sut.js',
     { ...baseEnv, KITBRIDGE_STORE: 'memory:' },
     2_000_000,
-  ),
-);
-results.push(
-  await measure(
+  ],
+  [
+    'sqlite',
     'kitbridge, SQLite outbox',
     'kitbridge-sut.js',
     { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` },
     3_000_000,
-  ),
-);
+  ],
+];
+for (const [key, name, script, env, chatBase] of systems) {
+  if (!only || only === key) results.push(await measure(name, script, env, chatBase));
+}
 
 const pad = (s, n) => String(s).padEnd(n);
 console.log(
@@ -204,20 +210,27 @@ for (const r of results) {
     `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(r.cpuMsPer1000.toFixed(0), 11)}${pad(r.p50.toFixed(2), 8)}${pad(r.p99.toFixed(2), 8)}${pad(`${r.idleRssMb.toFixed(0)} MB`, 10)}${r.lost}/${r.dupes}/${r.reordered}`,
   );
 }
-const [bare, , sqlite] = results;
-console.log('\nTargets (SQLite outbox vs bare relay):');
-console.log(`  throughput  ${(sqlite.eventsPerSec / bare.eventsPerSec).toFixed(2)}x of bare (target >= 0.5)`);
-console.log(`  CPU/1k      ${(sqlite.cpuMsPer1000 / bare.cpuMsPer1000).toFixed(2)}x of bare (target <= 2)`);
-console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
-console.log(`  idle RSS    ${sqlite.idleRssMb.toFixed(0)} MB (target <= 80)`);
+const bare = results.find((r) => r.name.startsWith('bare'));
+const sqlite = results.find((r) => r.name.includes('SQLite'));
+if (bare && sqlite) console.log('\nTargets (SQLite outbox vs bare relay):');
+if (bare && sqlite)
+  console.log(
+    `  throughput  ${(sqlite.eventsPerSec / bare.eventsPerSec).toFixed(2)}x of bare (target >= 0.5)`,
+  );
+if (bare && sqlite)
+  console.log(`  CPU/1k      ${(sqlite.cpuMsPer1000 / bare.cpuMsPer1000).toFixed(2)}x of bare (target <= 2)`);
+if (bare && sqlite)
+  console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
+if (sqlite) console.log(`  idle RSS    ${sqlite.idleRssMb.toFixed(0)} MB (target <= 80)`);
 
-try {
-  const { runMediaBench } = await import('./media-rss.js');
-  const m = await runMediaBench({ sizeMb: 200 });
-  console.log(`\nmedia proxy: ${JSON.stringify(m)}`);
-} catch (err) {
-  console.log(`\nmedia proxy bench not run: ${err.message}`);
-}
+if (!only)
+  try {
+    const { runMediaBench } = await import('./media-rss.js');
+    const m = await runMediaBench({ sizeMb: 200 });
+    console.log(`\nmedia proxy: ${JSON.stringify(m)}`);
+  } catch (err) {
+    console.log(`\nmedia proxy bench not run: ${err.message}`);
+  }
 
 await kit.close();
 await tg.close();
