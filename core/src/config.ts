@@ -180,8 +180,11 @@ export function parseEnv<S extends z.ZodType>(
   if (r.success) return r.data;
   const lines = r.error.issues.map((i) => {
     const name = String(i.path[0] ?? '(config)');
-    const msg =
-      i.code === 'invalid_type' && clean[name] === undefined ? `is not set (${i.message})` : i.message;
+    // Plugins may write "TELEGRAM_X is required: ..."; the line names the variable once.
+    const text = i.message.startsWith(name) ? i.message.slice(name.length).replace(/^:?\s*/, '') : i.message;
+    const generic = /^Invalid input: expected \w+, received undefined$/.test(text);
+    const unset = i.code === 'invalid_type' && clean[name] === undefined;
+    const msg = unset ? `is not set${generic ? '' : ` (${text})`}` : text;
     return `  ${name}: ${msg.replace(/^Invalid input: /, '')}`;
   });
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);

@@ -555,28 +555,13 @@ export class FakeTelegram {
     const timeout = Math.max(0, Number(call.params['timeout'] ?? 0));
     this.pollOffsets.push(offset);
     this.notify();
-    if (this.conflict) {
-      reply(
-        res,
-        409,
-        failureBody({
-          error_code: 409,
-          description:
-            'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
-        }),
-      );
-      return;
-    }
-    if (this.webhook) {
-      reply(
-        res,
-        409,
-        failureBody({
-          error_code: 409,
-          description:
-            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
-        }),
-      );
+    const conflict = this.conflict
+      ? 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running'
+      : this.webhook
+        ? "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+        : undefined;
+    if (conflict) {
+      reply(res, 409, failureBody({ error_code: 409, description: conflict }));
       return;
     }
     // Telegram confirms every update below the offset.
