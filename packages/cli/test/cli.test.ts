@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { SqliteStore } from '@kitbridge/store-sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const bin = new URL('../bin/kitbridge.js', import.meta.url).pathname;
@@ -92,6 +93,40 @@ describe('kitbridge outbox', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/inbound\s+pending 0 {2}dead 0/);
     expect(r.out).toMatch(/outbound\s+pending 0 {2}dead 0/);
+  });
+
+  it('shows dead letters, retries them and drops an item', async () => {
+    const path = join(tmp, 'dead.db');
+    const store = SqliteStore.open(path);
+    const now = Date.now();
+    const a = await store.enqueue(
+      { leg: 'outbound', clientId: 'tg:1', key: 'ev-a', payload: {} },
+      60_000,
+      now,
+    );
+    const b = await store.enqueue(
+      { leg: 'inbound', clientId: 'tg:2', key: 'ev-b', payload: {} },
+      60_000,
+      now,
+    );
+    await store.bury(a!.id, 3, 'Forbidden: bot was blocked by the user');
+    await store.close();
+    const env = { KITBRIDGE_STORE: `sqlite:${path}` };
+
+    const status = kitbridge(['outbox'], env);
+    expect(status.out).toMatch(/outbound\s+pending 0 {2}dead 1/);
+    expect(status.out).toMatch(/inbound\s+pending 1 {2}dead 0/);
+    expect(status.out).toContain(`#${a!.id} outbound dead client=tg:1 key=ev-a attempts=3`);
+    expect(status.out).toContain('last error: Forbidden: bot was blocked by the user');
+
+    expect(kitbridge(['outbox', 'list', '--dead'], env).out).toContain(`#${a!.id} outbound dead`);
+    expect(kitbridge(['outbox', 'retry', '--dead'], env).out).toContain('1 item(s) due again');
+    expect(kitbridge(['outbox', 'list'], env).out).toContain(
+      `#${a!.id} outbound pending client=tg:1 key=ev-a attempts=0`,
+    );
+    expect(kitbridge(['outbox', 'drop', String(b!.id)], env).out).toContain('dropped');
+    expect(kitbridge(['outbox', 'drop', String(b!.id)], env).code).toBe(1);
+    expect(kitbridge(['outbox'], env).out).toMatch(/inbound\s+pending 0 {2}dead 0/);
   });
 
   it('refuses a bad id', () => {
