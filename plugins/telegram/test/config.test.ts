@@ -47,7 +47,7 @@ describe('telegramPlugin env', () => {
   it('requires a well-formed webhook secret in webhook mode', () => {
     expect(() =>
       parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_MODE: 'webhook' }),
-    ).toThrow(/^  TELEGRAM_WEBHOOK_SECRET: is required when TELEGRAM_MODE=webhook/m);
+    ).toThrow(/^ {2}TELEGRAM_WEBHOOK_SECRET: is required when TELEGRAM_MODE=webhook/m);
     expect(() =>
       parseEnv(telegramPlugin.env, {
         TELEGRAM_BOT_TOKEN: TOKEN,
