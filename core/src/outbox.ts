@@ -50,6 +50,8 @@ export class Outbox {
   private readonly ready: string[] = [];
   private readonly readySet = new Set<string>();
   private readonly known = new Set<number>();
+  /** The store's revision when `pending` was last read. */
+  private revision?: number;
   private running = 0;
   private stopped = true;
   private idleWaiters: (() => void)[] = [];
@@ -243,6 +245,10 @@ export class Outbox {
 
   /** Picks up items revived or dropped by `kitbridge outbox` in another process. */
   private async sync(): Promise<void> {
+    // Re-reading every pending item is costly after a long outage: only when an operator changed something.
+    const revision = await this.opts.store.revision();
+    if (revision === this.revision) return;
+    this.revision = revision;
     const pending = await this.opts.store.pending(this.opts.leg);
     const live = new Set(pending.map((i) => i.id));
     for (const [clientId, q] of this.queues) {

@@ -169,3 +169,28 @@ describe('Outbox', () => {
     expect(left?.attempts).toBe(1);
   });
 });
+
+describe('Outbox and operators', () => {
+  it('picks up an item an operator revived, without a restart', async () => {
+    let fail = true;
+    const keys: string[] = [];
+    const { outbox, store } = make(
+      async (i) => {
+        if (fail) throw new Permanent('blocked');
+        keys.push(i.key);
+      },
+      { syncIntervalMs: 30 },
+    );
+    outboxes.push(outbox);
+    await outbox.start();
+    await outbox.enqueue(item('o', 'o1'));
+    await outbox.idle();
+    expect(await store.list({ state: 'dead' })).toHaveLength(1);
+    fail = false;
+    await store.revive('all-dead', Date.now());
+    await new Promise((r) => setTimeout(r, 150));
+    await outbox.idle();
+    expect(keys).toEqual(['o1']);
+    expect(await store.list({})).toEqual([]);
+  });
+});

@@ -7,6 +7,7 @@ export class MemoryStore implements Store {
   private readonly keys = new Map<string, number>();
   private readonly items = new Map<number, OutboxItem>();
   private nextId = 1;
+  private rev = 0;
 
   async getClient(clientId: string) {
     const c = this.clients.get(clientId);
@@ -76,11 +77,17 @@ export class MemoryStore implements Store {
         ? [...this.items.values()].filter((i) => i.state === 'dead')
         : ids.map((id) => this.items.get(id)).filter((i): i is OutboxItem => !!i);
     for (const i of targets) Object.assign(i, { state: 'pending', attempts: 0, nextAttemptAt: now });
+    this.rev++;
     return targets.length;
   }
 
   async drop(id: number) {
+    this.rev++;
     return this.items.delete(id);
+  }
+
+  async revision() {
+    return this.rev;
   }
 
   async stats(): Promise<OutboxStats[]> {

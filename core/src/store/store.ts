@@ -81,6 +81,13 @@ export interface Store {
   drop(id: number): Promise<boolean>;
   stats(): Promise<OutboxStats[]>;
 
+  /**
+   * Changes whenever outbox rows are changed from outside this process's
+   * Outbox (an operator's revive or drop). Cheap: the Outbox polls it and
+   * re-reads `pending` only when it moved.
+   */
+  revision(): Promise<number>;
+
   // -- housekeeping -----------------------------------------------------------
   /** Removes expired dedupe keys; returns how many. */
   prune(now: number): Promise<number>;

@@ -85,6 +85,8 @@ export class SqliteStore implements Store {
   private readonly flushTx;
   /** Writes waiting for the next group commit (see {@link SqliteStore.flush}). */
   private checkpointer?: Checkpointer;
+  /** Bumped by revive/drop on this connection (data_version only sees other connections). */
+  private localRevision = 0;
   private batch: { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
 
   private constructor(
@@ -140,6 +142,8 @@ export class SqliteStore implements Store {
          FROM outbox GROUP BY leg`,
       ),
       prune: db.prepare('DELETE FROM dedupe WHERE expires_at <= ?'),
+      // Moves when another connection (an operator's `kitbridge outbox`) commits; never for our own writes.
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
     };
 
     // Dedupe check, key insert and item insert commit together or not at all.
@@ -321,11 +325,13 @@ export class SqliteStore implements Store {
   }
 
   async revive(ids: number[] | 'all-dead', now: number): Promise<number> {
+    this.localRevision++;
     if (ids === 'all-dead') return this.s.reviveDead.run(now).changes;
     return this.reviveIdsTx.immediate(ids, now);
   }
 
   async drop(id: number): Promise<boolean> {
+    this.localRevision++;
     return this.s.delete.run(id).changes > 0;
   }
 
@@ -341,6 +347,11 @@ export class SqliteStore implements Store {
 
   async prune(now: number): Promise<number> {
     return this.s.prune.run(now).changes;
+  }
+
+  async revision(): Promise<number> {
+    // Other processes' commits, plus this connection's own operator calls.
+    return this.s.dataVersion.get()! + this.localRevision;
   }
 
   /** Closes the connection (checkpointing the WAL). Idempotent. */

@@ -50,3 +50,18 @@ describe('SqliteStore write path', () => {
     await store.close();
   });
 });
+
+describe('SqliteStore revision', () => {
+  it("moves when another connection (an operator's command) changes the outbox", async () => {
+    const path = dir.path('rev.db');
+    const worker = SqliteStore.open(path, { checkpointIntervalMs: 0 });
+    const operator = SqliteStore.open(path, { checkpointIntervalMs: 0 });
+    const it1 = await worker.enqueue(item(1), 60_000, Date.now());
+    await worker.bury(it1!.id, 1, 'x');
+    const r0 = await worker.revision();
+    await operator.revive('all-dead', Date.now());
+    expect(await worker.revision()).not.toBe(r0);
+    await operator.close();
+    await worker.close();
+  });
+});

@@ -312,6 +312,20 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         expect(await store.list({})).toHaveLength(2);
       });
 
+      it("revision moves with revive and drop, not with the outbox's own writes", async () => {
+        const { p1, d1 } = await seed();
+        const r0 = await store.revision();
+        await store.reschedule(p1.id, 1, T0 + 10, 'x');
+        await store.complete(p1.id);
+        await enqueueOk(item('p3'));
+        expect(await store.revision()).toBe(r0);
+        await store.revive([d1.id], T0);
+        const r1 = await store.revision();
+        expect(r1).not.toBe(r0);
+        await store.drop(d1.id);
+        expect(await store.revision()).not.toBe(r1);
+      });
+
       it('stats counts pending and dead per leg, with the oldest pending createdAt', async () => {
         const byLeg = async () => {
           const s = await store.stats();
