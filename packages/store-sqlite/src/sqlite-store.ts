@@ -105,16 +105,13 @@ export class SqliteStore implements Store {
            address = excluded.address, profile = excluded.profile, last_seen = excluded.last_seen,
            conversation = excluded.conversation, close_reason = excluded.close_reason`,
       ),
-      keyExpiry: db
-        .prepare<[Leg, string], number>('SELECT expires_at FROM dedupe WHERE leg = ? AND key = ?')
-        .pluck(),
-      putKey: db.prepare(
+      claimKey: db.prepare<[Leg, string, number, number]>(
         `INSERT INTO dedupe (leg, key, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (leg, key) DO UPDATE SET expires_at = excluded.expires_at`,
+         ON CONFLICT (leg, key) DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe.expires_at <= ?`,
       ),
-      insertItem: db.prepare<[Leg, string, string, string, number, number], OutboxRow>(
+      insertItem: db.prepare<[Leg, string, string, string, number, number]>(
         `INSERT INTO outbox (leg, client_id, key, payload, created_at, attempts, next_attempt_at, state)
-         VALUES (?, ?, ?, ?, ?, 0, ?, 'pending') RETURNING *`,
+         VALUES (?, ?, ?, ?, ?, 0, ?, 'pending')`,
       ),
       pending: db.prepare<[Leg], OutboxRow>(
         "SELECT * FROM outbox WHERE leg = ? AND state = 'pending' ORDER BY id",
@@ -149,10 +146,9 @@ export class SqliteStore implements Store {
     // Dedupe check, key insert and item insert commit together or not at all.
     this.enqueueTx = db.transaction(
       (item: NewOutboxItem, dedupeTtlMs: number, now: number): OutboxItem | undefined => {
-        const until = this.s.keyExpiry.get(item.leg, item.key);
-        if (until !== undefined && until > now) return undefined;
-        this.s.putKey.run(item.leg, item.key, now + dedupeTtlMs);
-        const row = this.s.insertItem.get(
+        // One statement checks and claims the key: no change means a live duplicate.
+        if (this.s.claimKey.run(item.leg, item.key, now + dedupeTtlMs, now).changes === 0) return undefined;
+        const { lastInsertRowid } = this.s.insertItem.run(
           item.leg,
           item.clientId,
           item.key,
@@ -160,7 +156,19 @@ export class SqliteStore implements Store {
           now,
           now,
         );
-        return toItem(row!);
+        // Built here rather than read back: the row holds exactly these values. The payload is the
+        // caller's object (the stored copy is the JSON text, which no caller can reach).
+        return {
+          id: Number(lastInsertRowid),
+          leg: item.leg,
+          clientId: item.clientId,
+          key: item.key,
+          payload: item.payload,
+          createdAt: now,
+          attempts: 0,
+          nextAttemptAt: now,
+          state: 'pending',
+        };
       },
     );
     this.flushTx = db.transaction((jobs: { run: () => unknown }[]) => jobs.map((j) => j.run()));
