@@ -319,5 +319,43 @@ describe.each(['memory', 'sqlite'] as const)('with the %s store', (kind) => {
         connector: { state: 'connected' },
       });
     });
+
+    it('stays ready while Kit is down, and shows the backlog', async () => {
+      await start();
+      kit.outage('on');
+      await connector.push(text('sc:8', 'm1', 'waiting'));
+      await new Promise((r) => setTimeout(r, 100));
+      const ready = await get(`${bridge.url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(JSON.parse(ready.body.toString()).outbox.inbound).toMatchObject({ pending: 1, clients: 1 });
+      kit.outage('off');
+      await kit.waitForEvents(1);
+    });
+
+    it('is not ready while Kit is unreachable at start, and becomes ready once it answers', async () => {
+      kit.outage('on');
+      await start();
+      const before = await get(`${bridge.url}/readyz`);
+      expect(before.status).toBe(503);
+      expect(JSON.parse(before.body.toString())).toMatchObject({ ready: false, kit: false });
+      kit.outage('off');
+      const end = Date.now() + 10_000;
+      while ((await get(`${bridge.url}/readyz`)).status !== 200) {
+        if (Date.now() > end) throw new Error('never became ready');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+
+    it('refuses to start when Kit rejects the credentials, naming what to check', async () => {
+      const port = await freePort();
+      const creds = { ...kitCreds(), apiToken: 'wrong-token-SECRET-9' };
+      const err = await startBridge({
+        config: testCoreConfig(creds, port),
+        connector: new ScriptedConnector(),
+        store: await makeStore(),
+      }).catch((e: Error) => e);
+      expect(String(err)).toContain('check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID');
+      expect(String(err)).not.toContain('wrong-token-SECRET-9');
+    });
   });
 });
