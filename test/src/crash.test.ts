@@ -146,5 +146,11 @@ describe('kill -9 and restart', () => {
       const code = await new Promise((r) => second.child.once('exit', r));
       expect(code).toBe(0);
     }
+    // Two processes' worth of JSON logs, with retries and failures in them: no secret anywhere.
+    const logs = first.output() + second.output();
+    expect(logs).toContain('"msg":"kitbridge running"');
+    for (const secret of [token, CREDS.apiToken, CREDS.salt, 'crash-media-secret-0123456789abcdef']) {
+      expect(logs).not.toContain(secret);
+    }
   });
 });
