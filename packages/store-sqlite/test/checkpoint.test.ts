@@ -34,7 +34,10 @@ describe('SqliteStore write path', () => {
     const now = Date.now();
     await Promise.all(Array.from({ length: 1500 }, (_, n) => store.enqueue(item(n), 60_000, now)));
     // Auto-checkpoint is off on the writing connection: only the worker moves pages into the file.
-    await new Promise((r) => setTimeout(r, 400));
+    const end = Date.now() + 10_000;
+    while (statSync(path).size <= before + 1_000_000 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(statSync(path).size).toBeGreaterThan(before + 1_000_000);
     await store.close();
   });
