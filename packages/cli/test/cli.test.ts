@@ -136,6 +136,19 @@ describe('kitbridge outbox', () => {
   });
 });
 
+describe('kitbridge demo', () => {
+  it('runs both legs offline and exits 0, without printing a secret', () => {
+    const r = kitbridge(['demo'], {});
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Kit received these send_message events');
+    expect(r.out).toMatch(/-> 200 image\/jpeg, \d+ bytes, same as sent: true/);
+    expect(r.out).toContain('Telegram sendMessage');
+    expect(r.out).toContain('with a bad signature -> 401');
+    expect(r.out).toContain('Both legs worked.');
+    expect(r.out).not.toMatch(/\/bot\d+:/); // no Telegram URL with a token
+  });
+});
+
 describe('kitbridge --help', () => {
   it('lists the commands', () => {
     const r = kitbridge(['--help'], {});
