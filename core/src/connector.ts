@@ -280,6 +280,19 @@ export interface ConfigValidating {
   validateConfig(): string[];
 }
 
+/**
+ * Checks the platform credentials and reachability without starting intake
+ * (`kitbridge check`). Resolves with a short, secret-free summary ("bot @acme_bot");
+ * rejects with a message that says what is wrong.
+ */
+export interface SelfChecking {
+  selfCheck(): Promise<string>;
+}
+
+export function isSelfChecking(c: ChannelConnector): c is ChannelConnector & SelfChecking {
+  return typeof (c as Partial<SelfChecking>).selfCheck === 'function';
+}
+
 export function isTypingCapable(c: ChannelConnector): c is ChannelConnector & TypingCapable {
   return typeof (c as Partial<TypingCapable>).sendTyping === 'function';
 }

@@ -1,4 +1,5 @@
+export { check } from './check.js';
 export { main } from './main.js';
 export { outboxCommand } from './outbox.js';
-export { run, stopOnSignals } from './run.js';
+export { prepare, run, stopOnSignals } from './run.js';
 export { DEFAULT_STORE, openStore } from './store-url.js';

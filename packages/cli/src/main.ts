@@ -2,6 +2,7 @@
 
 import { createRequire } from 'node:module';
 import { ConfigError } from '@kitbridge/core';
+import { check } from './check.js';
 import { outboxCommand } from './outbox.js';
 import { PLATFORM_NAMES } from './platforms.js';
 import { run, stopOnSignals } from './run.js';
@@ -10,6 +11,7 @@ const HELP = `kitbridge — connect chat platforms to Voximplant Kit's custom ch
 
 Usage:
   kitbridge run <platform>      start a connector (${PLATFORM_NAMES.join(', ')}); configured by environment variables
+  kitbridge check <platform>    validate the configuration, log in to Kit, check the platform token; start nothing
   kitbridge demo                an offline demo: fake Kit + fake Telegram + the real connector, both legs
   kitbridge outbox [status]     pending and dead items per leg
   kitbridge outbox list [--dead]
@@ -28,6 +30,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         const bridge = await run(rest[0], env);
         return stopOnSignals(bridge);
       }
+      case 'check':
+        return await check(rest[0], env, print);
       case 'demo': {
         const { demo } = await import('./demo.js');
         return demo(print);

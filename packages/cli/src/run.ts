@@ -1,6 +1,6 @@
 /** `kitbridge run <platform>`: validate everything, then start one connector process. */
 
-import type { LoggerOptions } from '@kitbridge/core';
+import type { ChannelConnector, CoreConfig, Logger, LoggerOptions, Store } from '@kitbridge/core';
 import {
   type Bridge,
   ConfigError,
@@ -41,20 +41,30 @@ function parseAll<T extends unknown[]>(
   return out as T;
 }
 
-export async function run(
+/** Everything `run` and `check` need, validated: configuration, logger, store, connector. */
+export interface Prepared {
+  config: CoreConfig;
+  logger: Logger;
+  store: Store;
+  connector: ChannelConnector;
+  platform: string;
+}
+
+export async function prepare(
   platformName: string | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Bridge> {
+  env: NodeJS.ProcessEnv,
+  level?: LoggerOptions['level'],
+): Promise<Prepared> {
   const plugin = await loadPlatform(platformName);
   const [core, store, log, platform] = parseAll<
     [z.output<typeof coreEnvSchema>, z.output<typeof storeEnvSchema>, z.output<typeof logEnvSchema>, unknown]
   >(env, coreEnvSchema, storeEnvSchema, logEnvSchema, plugin.env);
   const config = coreConfigFromEnv(core);
   const logger = createLogger({
-    level: log.KITBRIDGE_LOG_LEVEL as LoggerOptions['level'],
+    level: level ?? (log.KITBRIDGE_LOG_LEVEL as LoggerOptions['level']),
     secrets: [...coreSecrets(config), ...plugin.secrets(platform)],
   });
-  let storeHandle: Awaited<ReturnType<typeof openStore>>;
+  let storeHandle: Store;
   try {
     storeHandle = await openStore(store.KITBRIDGE_STORE);
   } catch (err) {
@@ -64,8 +74,16 @@ export async function run(
     publicUrl: config.publicUrl,
     logger: logger.child({ part: plugin.name }),
   });
-  const bridge = await startBridge({ config, connector, store: storeHandle, logger });
-  logger.info({ platform: plugin.name, url: config.publicUrl }, 'kitbridge running');
+  return { config, logger, store: storeHandle, connector, platform: plugin.name };
+}
+
+export async function run(
+  platformName: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Bridge> {
+  const { config, logger, store, connector, platform } = await prepare(platformName, env);
+  const bridge = await startBridge({ config, connector, store, logger });
+  logger.info({ platform, url: config.publicUrl }, 'kitbridge running');
   return bridge;
 }
 

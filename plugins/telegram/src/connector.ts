@@ -19,6 +19,7 @@ import {
   type MediaLimits,
   PermanentDeliveryError,
   type ResolvedFile,
+  type SelfChecking,
   silentLogger,
   sleep,
   type TypingCapable,
@@ -64,7 +65,7 @@ export interface TelegramConnectorOptions {
 /** Thrown by start() when Telegram refuses the token. */
 const TOKEN_REJECTED = 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)';
 
-export class TelegramConnector implements ChannelConnector, TypingCapable, ConfigValidating {
+export class TelegramConnector implements ChannelConnector, TypingCapable, ConfigValidating, SelfChecking {
   readonly name = 'telegram';
   readonly mediaLimits: MediaLimits = TELEGRAM_MEDIA_LIMITS;
   /** The grammy bot: its `api` is usable for anything the connector does not cover. */
@@ -125,6 +126,28 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
       }
     }
     return problems;
+  }
+
+  /** getMe and getWebhookInfo: is the token good, and what would start-up change. */
+  async selfCheck(): Promise<string> {
+    try {
+      const me = await this.bot.api.getMe();
+      const hook = await this.bot.api.getWebhookInfo();
+      const mode = this.opts.mode ?? 'polling';
+      const note =
+        mode === 'polling' && hook.url
+          ? '; a webhook is set now and will be removed when polling starts'
+          : mode === 'webhook' &&
+              hook.url &&
+              this.opts.publicUrl &&
+              hook.url !== `${this.opts.publicUrl}${WEBHOOK_PATH}`
+            ? '; the webhook now points elsewhere and will be replaced at start'
+            : '';
+      return `bot @${me.username} (${mode})${note}`;
+    } catch (err) {
+      if (isUnauthorized(err)) throw new Error(TOKEN_REJECTED);
+      throw safeError(err, this.opts.token);
+    }
   }
 
   async start(ctx: ConnectorContext): Promise<void> {
