@@ -2,7 +2,7 @@
 // Adds up the JSON reports each package's vitest run leaves in .vitest-result.json and
 // prints one closing line, "N passed, N failed", for the whole repository.
 // With --clean, removes old reports first so a stale one is never counted.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -11,7 +11,6 @@ const dirs = [];
 for (const pattern of pkg.workspaces) {
   if (pattern.endsWith('/*')) {
     const base = pattern.slice(0, -2);
-    const { readdirSync } = await import('node:fs');
     for (const d of readdirSync(join(root, base))) dirs.push(join(root, base, d));
   } else dirs.push(join(root, pattern));
 }

@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { DependencyContainer } from 'tsyringe';
-import type { CoreConfig } from './config.js';
+import { type CoreConfig, KIT_LOGIN_HINT } from './config.js';
 import { type ChannelConnector, type ConnectionStatus, isConfigValidating } from './connector.js';
 import { createContainer, TOKENS } from './container.js';
 import { type HttpServer, sendJson, sendText } from './http/router.js';
@@ -178,15 +178,10 @@ export class Bridge {
    */
   private async loginToKit(): Promise<void> {
     try {
-      await this.kit.login();
-      this.kitReady = true;
-      this.logger.info('logged in to Kit');
+      await this.login();
     } catch (err) {
-      if (err instanceof KitAuthError) {
-        throw new Error(
-          `Kit refused the login; check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID (${err.message})`,
-        );
-      }
+      if (err instanceof KitAuthError)
+        throw new Error(`Kit refused the login; ${KIT_LOGIN_HINT} (${err.message})`);
       this.logger.warn(
         { err: (err as Error).message },
         'Kit unreachable at start; retrying in the background',
@@ -195,13 +190,17 @@ export class Bridge {
     }
   }
 
+  private async login(): Promise<void> {
+    await this.kit.login();
+    this.kitReady = true;
+    this.logger.info('logged in to Kit');
+  }
+
   private async retryLogin(): Promise<void> {
     for (let attempt = 1; !this.abort.signal.aborted; attempt++) {
       try {
         await sleep(backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000 }), this.abort.signal);
-        await this.kit.login();
-        this.kitReady = true;
-        this.logger.info('logged in to Kit');
+        await this.login();
         return;
       } catch (err) {
         if (this.abort.signal.aborted) return;

@@ -162,6 +162,9 @@ export const coreEnvSchema = z.object({
 
 export type CoreEnv = z.output<typeof coreEnvSchema>;
 
+/** What an operator should look at when Kit refuses the login. */
+export const KIT_LOGIN_HINT = 'check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }

@@ -10,7 +10,7 @@ import type { CoreConfig } from './config.js';
 import { OUTBOX_DEFAULTS } from './config.js';
 import type { ChannelConnector } from './connector.js';
 import { HttpServer } from './http/router.js';
-import { KitClient } from './kit/client.js';
+import { KitClient, type KitClientOptions } from './kit/client.js';
 import type { Logger } from './logger.js';
 import { MediaFetcher } from './media/fetch.js';
 import { MediaSigner } from './media/token.js';
@@ -36,6 +36,20 @@ export interface Parts {
   connector: ChannelConnector;
 }
 
+/** A KitClient for the configured channel (the bridge's, and `kitbridge check`'s). */
+export function kitClientFor(
+  kit: CoreConfig['kit'],
+  extra: Omit<KitClientOptions, 'baseUrl' | 'account' | 'apiToken' | 'channelUuid'> = {},
+): KitClient {
+  return new KitClient({
+    baseUrl: kit.baseUrl,
+    account: kit.account,
+    apiToken: kit.apiToken,
+    channelUuid: kit.channelUuid,
+    ...extra,
+  });
+}
+
 export function createContainer(parts: Parts): DependencyContainer {
   const c = root.createChildContainer();
   c.register(TOKENS.Config, { useValue: parts.config });
@@ -45,13 +59,7 @@ export function createContainer(parts: Parts): DependencyContainer {
   c.register(TOKENS.KitClient, {
     useFactory: instanceCachingFactory((d) => {
       const { kit } = d.resolve<CoreConfig>(TOKENS.Config);
-      return new KitClient({
-        baseUrl: kit.baseUrl,
-        account: kit.account,
-        apiToken: kit.apiToken,
-        channelUuid: kit.channelUuid,
-        logger: d.resolve<Logger>(TOKENS.Logger).child({ part: 'kit' }),
-      });
+      return kitClientFor(kit, { logger: d.resolve<Logger>(TOKENS.Logger).child({ part: 'kit' }) });
     }),
   });
   c.register(TOKENS.MediaSigner, {

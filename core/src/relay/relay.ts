@@ -128,10 +128,12 @@ export class Relay {
   private async touchClient(msg: InboundMessage): Promise<void> {
     const { clientId, address, profile } = msg.client;
     const now = this.now();
-    const snapshot = profile ? (JSON.parse(JSON.stringify(profile)) as JsonObject) : undefined;
-    const sig = JSON.stringify([address ?? null, snapshot ?? null]);
+    // Serialized once: the cache signature, and (parsed back) the JSON-clean snapshot to store.
+    const profileJson = profile ? JSON.stringify(profile) : undefined;
+    const sig = `${JSON.stringify(address ?? null)}\n${profileJson ?? 'null'}`;
     const cached = this.clientCache.get(clientId);
     if (cached && cached.sig === sig && now - cached.at < CLIENT_TOUCH_INTERVAL_MS) return;
+    const snapshot = profileJson ? (JSON.parse(profileJson) as JsonObject) : undefined;
     const old = await this.o.store.getClient(clientId);
     const record: ClientRecord = {
       clientId,

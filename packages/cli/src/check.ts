@@ -3,7 +3,13 @@
  * login to Kit and the platform's own credential check, without starting intake
  * or the HTTP server. Prints one line per check; exit 0 only when all passed.
  */
-import { isConfigValidating, isSelfChecking, KitAuthError, KitClient } from '@kitbridge/core';
+import {
+  isConfigValidating,
+  isSelfChecking,
+  KIT_LOGIN_HINT,
+  KitAuthError,
+  kitClientFor,
+} from '@kitbridge/core';
 import { prepare } from './run.js';
 
 export async function check(
@@ -32,20 +38,14 @@ export async function check(
         return 'consistent';
       });
     }
-    const kit = new KitClient({
-      baseUrl: config.kit.baseUrl,
-      account: config.kit.account,
-      apiToken: config.kit.apiToken,
-      channelUuid: config.kit.channelUuid,
-      maxAttempts: 2,
-    });
+    const kit = kitClientFor(config.kit, { maxAttempts: 2 });
     await step('Kit login', async () => {
       try {
         await kit.login();
         return `account ${config.kit.account}, channel ${config.kit.channelUuid} at ${config.kit.baseUrl}`;
       } catch (err) {
         if (err instanceof KitAuthError) {
-          throw new Error(`${err.message}; check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID`);
+          throw new Error(`${err.message}; ${KIT_LOGIN_HINT}`);
         }
         throw err;
       } finally {
