@@ -24,7 +24,7 @@ import {
   sleep,
   type TypingCapable,
 } from '@kitbridge/core';
-import { Bot, GrammyError, webhookCallback } from 'grammy';
+import { Bot, GrammyError } from 'grammy';
 import type { Update, UserFromGetMe } from 'grammy/types';
 import { AvatarCache } from './avatar.js';
 import { CLIENT_ID_PREFIX, parseClientId } from './client-id.js';
@@ -36,9 +36,7 @@ import { TELEGRAM_MEDIA_LIMITS } from './limits.js';
 import { planMessage, planText, type Step } from './outbound.js';
 import { type PacingOptions, pacing } from './pacing.js';
 import { ALLOWED_UPDATES, Poller, type PollingOptions } from './polling.js';
-
-/** Path of the webhook route on kitbridge's HTTP server. */
-export const WEBHOOK_PATH = '/telegram/webhook';
+import { createWebhookRoute, WEBHOOK_PATH } from './webhook.js';
 
 export interface TelegramConnectorOptions {
   token: string;
@@ -68,7 +66,11 @@ const TOKEN_REJECTED = 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)'
 export class TelegramConnector implements ChannelConnector, TypingCapable, ConfigValidating, SelfChecking {
   readonly name = 'telegram';
   readonly mediaLimits: MediaLimits = TELEGRAM_MEDIA_LIMITS;
-  /** The grammy bot: its `api` is usable for anything the connector does not cover. */
+  /**
+   * The grammy bot, for its `api` (usable for anything the connector does not
+   * cover). Updates do not pass through its middleware: the connector reads
+   * them itself, by polling or webhook, and hands them to core.
+   */
   readonly bot: Bot;
   private readonly apiRoot: string;
   private readonly files: TelegramFiles;
@@ -97,7 +99,6 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
         rethrowHttpErrors: true, // network errors go back to the caller's own retry
       }),
     );
-    this.bot.use((c) => this.handleUpdate(c.update));
     this.files = new TelegramFiles({ api: this.bot.api, token: opts.token, apiRoot: this.apiRoot });
     this.avatars = new AvatarCache(this.bot.api, this.logger, opts.avatarTtlMs);
   }
@@ -224,7 +225,8 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
     // A webhook left behind makes getUpdates answer 409; removing it keeps its pending updates.
     await this.bot.api.deleteWebhook();
     this.poller = new Poller(
-      this.bot,
+      this.bot.api,
+      (update) => this.handleUpdate(update),
       {
         connected: () => this.setStatus({ state: 'connected' }),
         failed: (reason) => this.setStatus({ state: 'failed', reason }),
@@ -253,20 +255,22 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   }
 
   private addWebhookRoute(ctx: ConnectorContext): void {
-    const handle = webhookCallback(this.bot, 'http', { secretToken: this.opts.webhookSecret! });
-    ctx.route('POST', WEBHOOK_PATH, async (req, res) => {
-      if (this.run?.signal.aborted) {
+    ctx.route(
+      'POST',
+      WEBHOOK_PATH,
+      createWebhookRoute({
+        secret: this.opts.webhookSecret!,
+        handle: (update) => this.handleUpdate(update),
         // Stopping: Telegram keeps the update and sends it again later.
-        res.writeHead(503, { 'content-type': 'text/plain' }).end('Service Unavailable');
-        return;
-      }
-      await handle(req, res);
-    });
+        stopping: () => this.run?.signal.aborted ?? true,
+      }),
+    );
   }
 
   /**
-   * The one middleware: map, then hand to core. Returns only after core stored
-   * the message; a rejected receive propagates, so the update is not confirmed.
+   * Every update, polled or pushed: map, then hand to core. Returns only after
+   * core stored the message; a rejected receive propagates, so the update is
+   * not confirmed.
    */
   private async handleUpdate(update: Update): Promise<void> {
     const ctx = this.ctx;

@@ -2,7 +2,7 @@
 
 export { CLIENT_ID_PREFIX, formatClientId, parseClientId } from './client-id.js';
 export { DEFAULT_API_ROOT, type TelegramEnv, telegramEnvSchema } from './config.js';
-export { TelegramConnector, type TelegramConnectorOptions, WEBHOOK_PATH } from './connector.js';
+export { TelegramConnector, type TelegramConnectorOptions } from './connector.js';
 export {
   type MappedUpdate,
   mapMessage,
@@ -16,3 +16,4 @@ export { type PacingOptions, pacing } from './pacing.js';
 export { telegramPlugin } from './plugin.js';
 export type { PollingOptions } from './polling.js';
 export { splitText } from './split.js';
+export { WEBHOOK_BODY_LIMIT_BYTES, WEBHOOK_PATH } from './webhook.js';

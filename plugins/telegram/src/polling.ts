@@ -7,7 +7,7 @@
  * the same updates again.
  */
 import { type BackoffOptions, backoffDelay, type Logger, sleep } from '@kitbridge/core';
-import { type Bot, GrammyError } from 'grammy';
+import { type Api, GrammyError } from 'grammy';
 import type { Update } from 'grammy/types';
 
 export interface PollingOptions {
@@ -41,7 +41,9 @@ export class Poller {
   private blockedReason?: string;
 
   constructor(
-    private readonly bot: Bot,
+    private readonly api: Api,
+    /** Resolves once the update is safely handled; rejects to fetch it again. */
+    private readonly handle: (update: Update) => Promise<void>,
     private readonly events: PollerEvents,
     private readonly logger: Logger,
     private readonly opts: PollingOptions = {},
@@ -63,7 +65,7 @@ export class Poller {
     await this.loop;
     if (!this.handled) return;
     // Confirm handled updates now, as bot.stop() does, so a restart does not see them again.
-    await this.bot.api.getUpdates({ offset: this.offset, limit: 1, timeout: 0 }).catch((err: Error) => {
+    await this.api.getUpdates({ offset: this.offset, limit: 1, timeout: 0 }).catch((err: Error) => {
       this.logger.debug(
         { err: err.message },
         'final getUpdates failed; handled updates will be deduplicated',
@@ -79,7 +81,7 @@ export class Poller {
     while (!signal.aborted) {
       let updates: Update[];
       try {
-        updates = await this.bot.api.getUpdates(
+        updates = await this.api.getUpdates(
           {
             offset: this.offset,
             limit: this.opts.limit ?? 100,
@@ -87,7 +89,7 @@ export class Poller {
             allowed_updates: [...ALLOWED_UPDATES],
           },
           // grammy types signals with its own shim; at run time they are the platform's.
-          signal as unknown as Parameters<Bot['api']['getUpdates']>[1],
+          signal as unknown as Parameters<Api['getUpdates']>[1],
         );
       } catch (err) {
         if (signal.aborted) break;
@@ -104,7 +106,7 @@ export class Poller {
       this.events.connected();
       for (const update of updates) {
         try {
-          await this.bot.handleUpdate(update);
+          await this.handle(update);
         } catch (err) {
           // Not confirmed: the same update comes again on the next getUpdates.
           const wait = backoffDelay(++failures, backoff);

@@ -1,6 +1,7 @@
 import { FakeTelegram, fakeBotToken, tgUser } from '@kitbridge/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TelegramConnector } from '../src/connector.js';
+import { WEBHOOK_BODY_LIMIT_BYTES } from '../src/webhook.js';
 import { TestContext, webhookHost } from './helpers.js';
 import { testConnector } from './setup.js';
 
@@ -46,6 +47,24 @@ describe('TelegramConnector, webhook mode', () => {
       (await tg.deliverWebhook({ message: tg.buildMessage(alice, { text: 'y' }) }, { secret: null })).status,
     ).toBe(401);
     expect(host.tc.attempts).toHaveLength(0);
+  });
+
+  it('answers 400 to a body that is not an update and 413 past the size limit, receiving nothing', async () => {
+    const post = (body: string) =>
+      fetch(`${host.url}/telegram/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+        body,
+      });
+    expect((await post('{"update_id": 1, "message": ')).status).toBe(400);
+    expect((await post('{"message": {}}')).status).toBe(400);
+    expect((await post('[1, 2]')).status).toBe(400);
+    const huge = JSON.stringify({ update_id: 2, padding: 'x'.repeat(WEBHOOK_BODY_LIMIT_BYTES) });
+    expect((await post(huge)).status).toBe(413);
+    expect(host.tc.attempts).toHaveLength(0);
+    // A good update still goes through afterwards.
+    expect((await tg.deliverWebhook({ message: tg.buildMessage(alice, { text: 'fine' }) })).status).toBe(200);
+    expect(host.tc.received.map((m) => m.text)).toEqual(['fine']);
   });
 
   it('answers an error when receive fails, so Telegram sends the update again', async () => {
