@@ -33,6 +33,11 @@ export interface SqliteStoreOptions {
    * auto-checkpoint inside commits (which stalls the event loop). Default 1000.
    */
   checkpointIntervalMs?: number;
+  /**
+   * Checkpoints in a row with nothing new in the WAL before the worker ends
+   * (the next write starts another). Default 30: an idle store holds no thread.
+   */
+  checkpointIdleTicks?: number;
 }
 
 interface ClientRow {
@@ -58,6 +63,13 @@ interface OutboxRow {
   state: 'pending' | 'dead';
 }
 
+/** A write waiting for the group commit. */
+interface Job {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
 interface StatsRow {
   leg: Leg;
   pending: number;
@@ -80,14 +92,13 @@ export class SqliteStore implements Store {
   /** `sqlite:<absolute path>`. */
   readonly description: string;
   private readonly s;
-  private readonly enqueueTx;
   private readonly reviveIdsTx;
   private readonly flushTx;
-  /** Writes waiting for the next group commit (see {@link SqliteStore.flush}). */
   private checkpointer?: Checkpointer;
   /** Bumped by revive/drop on this connection (data_version only sees other connections). */
   private localRevision = 0;
-  private batch: { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  /** Writes waiting for the next group commit (see {@link SqliteStore.grouped}). */
+  private batch: Job[] = [];
 
   private constructor(
     private readonly db: Database.Database,
@@ -143,35 +154,7 @@ export class SqliteStore implements Store {
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
     };
 
-    // Dedupe check, key insert and item insert commit together or not at all.
-    this.enqueueTx = db.transaction(
-      (item: NewOutboxItem, dedupeTtlMs: number, now: number): OutboxItem | undefined => {
-        // One statement checks and claims the key: no change means a live duplicate.
-        if (this.s.claimKey.run(item.leg, item.key, now + dedupeTtlMs, now).changes === 0) return undefined;
-        const { lastInsertRowid } = this.s.insertItem.run(
-          item.leg,
-          item.clientId,
-          item.key,
-          JSON.stringify(item.payload),
-          now,
-          now,
-        );
-        // Built here rather than read back: the row holds exactly these values. The payload is the
-        // caller's object (the stored copy is the JSON text, which no caller can reach).
-        return {
-          id: Number(lastInsertRowid),
-          leg: item.leg,
-          clientId: item.clientId,
-          key: item.key,
-          payload: item.payload,
-          createdAt: now,
-          attempts: 0,
-          nextAttemptAt: now,
-          state: 'pending',
-        };
-      },
-    );
-    this.flushTx = db.transaction((jobs: { run: () => unknown }[]) => jobs.map((j) => j.run()));
+    this.flushTx = db.transaction((jobs: readonly Job[]) => jobs.map((j) => j.run()));
     this.reviveIdsTx = db.transaction((ids: number[], now: number) => {
       let n = 0;
       for (const id of new Set(ids)) n += this.s.reviveId.run(now, id).changes;
@@ -212,9 +195,14 @@ export class SqliteStore implements Store {
       const interval = opts.checkpointIntervalMs ?? 1_000;
       if (!memory && !readonly && interval > 0) {
         db.pragma('wal_autocheckpoint = 0');
-        store.checkpointer = new Checkpointer(path, interval, () => {
-          // The worker failed: SQLite checkpoints inside commits again, as by default.
-          if (db.open) db.pragma('wal_autocheckpoint = 1000');
+        store.checkpointer = new Checkpointer({
+          path,
+          intervalMs: interval,
+          ...(opts.checkpointIdleTicks !== undefined ? { idleTicks: opts.checkpointIdleTicks } : {}),
+          onError: () => {
+            // The worker failed: SQLite checkpoints inside commits again, as by default.
+            if (db.open) db.pragma('wal_autocheckpoint = 1000');
+          },
         });
       }
       return store;
@@ -246,10 +234,36 @@ export class SqliteStore implements Store {
       conversation: record.conversation,
       closeReason: record.closeReason ?? null,
     });
+    this.checkpointer?.wake();
   }
 
+  /** Dedupe check, key claim and item insert, in the group commit: together or not at all. */
   enqueue(item: NewOutboxItem, dedupeTtlMs: number, now: number): Promise<OutboxItem | undefined> {
-    return this.grouped(() => this.enqueueTx(item, dedupeTtlMs, now) as OutboxItem | undefined);
+    return this.grouped((): OutboxItem | undefined => {
+      // One statement checks and claims the key: no change means a live duplicate.
+      if (this.s.claimKey.run(item.leg, item.key, now + dedupeTtlMs, now).changes === 0) return undefined;
+      const { lastInsertRowid } = this.s.insertItem.run(
+        item.leg,
+        item.clientId,
+        item.key,
+        JSON.stringify(item.payload),
+        now,
+        now,
+      );
+      // Built here rather than read back: the row holds exactly these values. The payload is the
+      // caller's object (the stored copy is the JSON text, which no caller can reach).
+      return {
+        id: Number(lastInsertRowid),
+        leg: item.leg,
+        clientId: item.clientId,
+        key: item.key,
+        payload: item.payload,
+        createdAt: now,
+        attempts: 0,
+        nextAttemptAt: now,
+        state: 'pending',
+      };
+    });
   }
 
   /**
@@ -257,8 +271,7 @@ export class SqliteStore implements Store {
    * turn of the event loop share one transaction, committed in setImmediate.
    * A commit costs far more than the statements in it, so under load this
    * divides the store's CPU; each write's promise still settles only after its
-   * commit, so "resolved" keeps meaning "on disk". Nested in the outer
-   * transaction, enqueueTx becomes a savepoint: one bad write fails alone.
+   * commit, so "resolved" keeps meaning "on disk".
    */
   private grouped<T>(run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -274,31 +287,40 @@ export class SqliteStore implements Store {
       for (const j of jobs) j.reject(new Error(`store ${this.description} is closed`));
       return;
     }
-    const results: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    let values: unknown[];
     try {
-      // IMMEDIATE takes the write lock up front: a read-then-write transaction in
-      // WAL mode could otherwise fail with SQLITE_BUSY_SNAPSHOT when another
-      // process (an operator command) wrote in between.
-      this.flushTx.immediate(
-        jobs.map((j) => ({
-          run: () => {
-            try {
-              results.push({ ok: true, value: j.run() });
-            } catch (err) {
-              results.push({ ok: false, err });
-            }
-          },
-        })),
-      );
+      values = this.commit(jobs);
     } catch (err) {
-      for (const j of jobs) j.reject(err);
+      // A failed write takes the shared transaction with it. Unless the whole file is
+      // locked (each would wait out the busy timeout again), run each in its own
+      // transaction, so that only the write that fails, fails.
+      if (jobs.length === 1 || isBusy(err)) {
+        for (const j of jobs) j.reject(err);
+        return;
+      }
+      for (const j of jobs) {
+        try {
+          j.resolve(this.commit([j])[0]);
+        } catch (e) {
+          j.reject(e);
+        }
+      }
       return;
     }
     jobs.forEach((j, i) => {
-      const r = results[i]!;
-      if (r.ok) j.resolve(r.value);
-      else j.reject(r.err);
+      j.resolve(values[i]);
     });
+  }
+
+  /**
+   * One transaction for `jobs`. IMMEDIATE takes the write lock up front: a
+   * read-then-write transaction in WAL mode could otherwise fail with
+   * SQLITE_BUSY_SNAPSHOT when another process (an operator command) wrote in between.
+   */
+  private commit(jobs: readonly Job[]): unknown[] {
+    const values = this.flushTx.immediate(jobs);
+    this.checkpointer?.wake();
+    return values;
   }
 
   async pending(leg: Leg): Promise<OutboxItem[]> {
@@ -307,6 +329,7 @@ export class SqliteStore implements Store {
 
   async reschedule(id: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void> {
     this.s.reschedule.run(attempts, nextAttemptAt, lastError, id);
+    this.checkpointer?.wake();
   }
 
   async complete(id: number): Promise<void> {
@@ -315,6 +338,7 @@ export class SqliteStore implements Store {
 
   async bury(id: number, attempts: number, reason: string): Promise<void> {
     this.s.bury.run(attempts, reason, id);
+    this.checkpointer?.wake();
   }
 
   async list(filter: { leg?: Leg; state?: 'pending' | 'dead'; limit?: number }): Promise<OutboxItem[]> {
@@ -334,12 +358,14 @@ export class SqliteStore implements Store {
 
   async revive(ids: number[] | 'all-dead', now: number): Promise<number> {
     this.localRevision++;
+    this.checkpointer?.wake();
     if (ids === 'all-dead') return this.s.reviveDead.run(now).changes;
     return this.reviveIdsTx.immediate(ids, now);
   }
 
   async drop(id: number): Promise<boolean> {
     this.localRevision++;
+    this.checkpointer?.wake();
     return this.s.delete.run(id).changes > 0;
   }
 
@@ -354,12 +380,19 @@ export class SqliteStore implements Store {
   }
 
   async prune(now: number): Promise<number> {
-    return this.s.prune.run(now).changes;
+    const { changes } = this.s.prune.run(now);
+    if (changes > 0) this.checkpointer?.wake();
+    return changes;
   }
 
   async revision(): Promise<number> {
     // Other processes' commits, plus this connection's own operator calls.
     return this.s.dataVersion.get()! + this.localRevision;
+  }
+
+  /** Whether the checkpoint worker runs now: from the first write until the WAL has been idle a while. */
+  get checkpointing(): boolean {
+    return this.checkpointer?.running ?? false;
   }
 
   /** Closes the connection (checkpointing the WAL). Idempotent. */
@@ -436,6 +469,12 @@ function migrate(db: Database.Database, path: string, readonly: boolean): void {
     }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+}
+
+/** The file is locked by another connection past the busy timeout. */
+function isBusy(err: unknown): boolean {
+  const code = sqliteCode(err);
+  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
 function sqliteCode(err: unknown): string | undefined {

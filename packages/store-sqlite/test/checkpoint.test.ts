@@ -27,6 +27,23 @@ describe('SqliteStore write path', () => {
     await store.close();
   });
 
+  it('a write that fails fails alone: the rest of its batch commits, and it leaves nothing behind', async () => {
+    const store = SqliteStore.open(dir.path('fail-alone.db'), { checkpointIntervalMs: 0 });
+    const now = Date.now();
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const results = await Promise.allSettled([
+      store.enqueue(item(1), 60_000, now),
+      store.enqueue({ ...item(2), payload: circular as never }, 60_000, now),
+      store.enqueue(item(3), 60_000, now),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await store.pending('inbound')).map((i) => i.key)).toEqual(['k1', 'k3']);
+    // Its dedupe key was not claimed: the same message, stored properly, is accepted.
+    expect((await store.enqueue(item(2), 60_000, now))?.key).toBe('k2');
+    await store.close();
+  });
+
   it('checkpoints the WAL from a worker thread, so the database file fills without a commit doing it', async () => {
     const path = dir.path('ckpt.db');
     const store = SqliteStore.open(path, { checkpointIntervalMs: 50 });
@@ -40,6 +57,26 @@ describe('SqliteStore write path', () => {
     }
     expect(statSync(path).size).toBeGreaterThan(before + 1_000_000);
     await store.close();
+  });
+
+  it('runs the worker only while there is something to checkpoint', async () => {
+    const path = dir.path('lazy.db');
+    const store = SqliteStore.open(path, { checkpointIntervalMs: 20, checkpointIdleTicks: 3 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.checkpointing).toBe(false);
+    const before = statSync(path).size;
+    await Promise.all(Array.from({ length: 500 }, (_, n) => store.enqueue(item(n), 60_000, Date.now())));
+    expect(store.checkpointing).toBe(true);
+    const end = Date.now() + 10_000;
+    while (store.checkpointing && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    // It ended on its own, after moving every page into the file.
+    expect(store.checkpointing).toBe(false);
+    expect(statSync(path).size).toBeGreaterThan(before + 400_000);
+    // The next write starts another.
+    await store.enqueue(item(1000), 60_000, Date.now());
+    expect(store.checkpointing).toBe(true);
+    await store.close();
+    expect(store.checkpointing).toBe(false);
   });
 
   it('without the worker, the file does not fill until SQLite checkpoints on its own', async () => {
