@@ -6,7 +6,7 @@
 //                (the next only after the webhook answered), until Kit has them all
 //   CPU          the system under test's own CPU time per 1,000 events
 //   latency      open loop at a fixed rate: Kit's arrival time minus the scheduled send time
-//   idle RSS     the process after start-up, before load
+//   idle RSS     IDLE_RUNS fresh processes with no load, 1.5 s after start-up: median and range
 //   integrity    every event arrived exactly once, each customer's in order
 //   media        RSS while a 200 MB file streams through the media proxy (bench/media-rss.js)
 import { fork } from 'node:child_process';
@@ -21,6 +21,7 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 6000);
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 32);
 const RATE = Number(process.env.BENCH_RATE ?? 500);
 const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 6);
+const IDLE_RUNS = Number(process.env.BENCH_IDLE_RUNS ?? 5);
 
 const kit = await startKitSink();
 const tg = await startTelegramStub();
@@ -108,11 +109,40 @@ function integrity(expected) {
   return { lost: expected - seen.size, dupes, reordered };
 }
 
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * RSS of IDLE_RUNS fresh processes of one system, started together and never
+ * loaded, 1.5 s after start-up. It varies by several MB from one start to the
+ * next (malloc arenas of V8's and libuv's threads, heap page timing), so one
+ * reading proves little: the median and the range.
+ */
+async function idleRss(script, env, n = IDLE_RUNS) {
+  const children = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      startChild(script, {
+        ...env,
+        ...(env.KITBRIDGE_STORE?.startsWith('sqlite:')
+          ? { KITBRIDGE_STORE: `sqlite:${join(tmp, `idle-${i}-${env.KITBRIDGE_STORE.length}.db`)}` }
+          : {}),
+      }),
+    ),
+  );
+  await sleepMs(1500);
+  const rss = (await Promise.all(children.map(({ child }) => ask(child)))).map((x) => x.rss / 1024 / 1024);
+  for (const { child } of children) {
+    child.send('exit');
+    await new Promise((r) => child.once('exit', r));
+  }
+  return { idleRssMb: median(rss), idleRssRange: [Math.min(...rss), Math.max(...rss)] };
+}
+
 async function measure(name, script, env, chatBase) {
+  const idle = await idleRss(script, env);
   const { child, port } = await startChild(script, env);
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CUSTOMERS });
-  await new Promise((r) => setTimeout(r, 1500));
-  const idle = await ask(child);
+  await sleepMs(500);
 
   // Warm-up (JIT, connections, first-seen customers).
   kit.reset();
@@ -165,7 +195,7 @@ async function measure(name, script, env, chatBase) {
     cpuMsPer1000: (cpuMs / (per * CUSTOMERS)) * 1000,
     p50: percentile(lat, 50),
     p99: percentile(lat, 99),
-    idleRssMb: idle.rss / 1024 / 1024,
+    ...idle,
     ...check,
   };
 }
@@ -203,24 +233,25 @@ for (const [key, name, script, env, chatBase] of systems) {
 
 const pad = (s, n) => String(s).padEnd(n);
 console.log(
-  `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 11)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('idle RSS', 10)}lost/dup/reordered`,
+  `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 11)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('idle RSS', 18)}lost/dup/reordered`,
 );
 for (const r of results) {
+  const range = `${r.idleRssRange[0].toFixed(0)}-${r.idleRssRange[1].toFixed(0)}`;
   console.log(
-    `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(r.cpuMsPer1000.toFixed(0), 11)}${pad(r.p50.toFixed(2), 8)}${pad(r.p99.toFixed(2), 8)}${pad(`${r.idleRssMb.toFixed(0)} MB`, 10)}${r.lost}/${r.dupes}/${r.reordered}`,
+    `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(r.cpuMsPer1000.toFixed(0), 11)}${pad(r.p50.toFixed(2), 8)}${pad(r.p99.toFixed(2), 8)}${pad(`${r.idleRssMb.toFixed(0)} MB (${range})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
   );
 }
+console.log(`(idle RSS: median and range of ${IDLE_RUNS} fresh processes, 1.5 s after start-up)`);
 const bare = results.find((r) => r.name.startsWith('bare'));
-const sqlite = results.find((r) => r.name.includes('SQLite'));
-if (bare && sqlite) console.log('\nTargets (SQLite outbox vs bare relay):');
-if (bare && sqlite)
+const sqlite = results.find((r) => r.name === 'kitbridge, SQLite outbox');
+if (bare && sqlite) {
+  console.log('\nTargets (SQLite outbox vs bare relay):');
   console.log(
     `  throughput  ${(sqlite.eventsPerSec / bare.eventsPerSec).toFixed(2)}x of bare (target >= 0.5)`,
   );
-if (bare && sqlite)
   console.log(`  CPU/1k      ${(sqlite.cpuMsPer1000 / bare.cpuMsPer1000).toFixed(2)}x of bare (target <= 2)`);
-if (bare && sqlite)
   console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
+}
 if (sqlite) console.log(`  idle RSS    ${sqlite.idleRssMb.toFixed(0)} MB (target <= 80)`);
 
 if (!only)
