@@ -85,6 +85,7 @@ export class Bridge {
     let lastState: ConnectionStatus['state'] | undefined;
     await connector.start({
       receive: this.relay.receive,
+      updateClient: this.relay.updateClient,
       setStatus: (s) => {
         if (s.state !== lastState)
           this.logger[s.state === 'failed' ? 'error' : 'info'](

@@ -25,7 +25,8 @@ export interface ClientIdentity {
   clientId: string;
   /**
    * Anything extra the plugin needs to reach the customer, JSON-serialisable;
-   * stored per client (the latest wins) and handed back on every delivery. E.g.
+   * stored per client (the latest wins) and handed back on every delivery.
+   * Absent: the stored one is kept. E.g.
    * Discord: the DM channel id (reopened with createDM after a restart when it is
    * missing) or the support-channel thread; Slack: the channel and `thread_ts`
    * the customer last wrote in, so replies land in that thread.
@@ -34,7 +35,10 @@ export interface ClientIdentity {
   profile?: ClientProfile;
 }
 
-/** Profile fields that map onto Kit's client_data. All optional. */
+/**
+ * Profile fields that map onto Kit's client_data. All optional. Core keeps what
+ * it was given before: a field a message leaves out is sent as last known.
+ */
 export interface ClientProfile {
   displayName?: string;
   phone?: string;
@@ -193,6 +197,15 @@ export interface ConnectorContext {
    * seconds (Slack's Events API: 3 s) can await it before answering.
    */
   receive(message: InboundMessage): Promise<ReceiveResult>;
+  /**
+   * Records what the plugin learned of a customer outside a message: a new
+   * address (a DM channel reopened after a restart, a support thread that had
+   * to be recreated) or profile fields (a deep link's utm). Resolves once it is
+   * stored. The address comes back with the next delivery; the profile fields
+   * go to Kit with the customer's next messages (utm until Kit closes the
+   * conversation). One local store write, no network I/O.
+   */
+  updateClient(client: ClientIdentity): Promise<void>;
   /** Reports a connection state change; cheap, call freely. */
   setStatus(status: ConnectionStatus): void;
   /** Adds an HTTP route to the process's one server (webhooks). Call before start resolves. */

@@ -15,6 +15,7 @@ export * from './media/proxy.js';
 export * from './media/token.js';
 export * from './outbox.js';
 export * from './plugin.js';
+export * from './relay/clients.js';
 export * from './relay/relay.js';
 export * from './relay/to-kit.js';
 export * from './relay/to-platform.js';

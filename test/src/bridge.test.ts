@@ -163,6 +163,49 @@ describe.each(['memory', 'sqlite'] as const)('with the %s store', (kind) => {
     });
   });
 
+  describe('client records', () => {
+    const clientData = (n: number) => (kit.events[n] as { client_data: Record<string, unknown> }).client_data;
+
+    it('sends what a plugin learned once with later messages, and the utm until Kit closes the conversation', async () => {
+      await start();
+      await connector.update({
+        clientId: 'sc:7',
+        address: { thread: 't-1' },
+        profile: { utm: { source: 'google', campaign: 'spring' }, email: 'ann@example.com' },
+      });
+      await connector.push(text('sc:7', 'm1', 'first'));
+      // A later message that says less keeps what is known.
+      await connector.push({ client: { clientId: 'sc:7' }, messageId: 'm2', text: 'second' });
+      await kit.waitForEvents(2);
+      const known = {
+        client_id: 'sc:7',
+        client_display_name: 'Ann Lee',
+        client_language: 'en',
+        client_email: 'ann@example.com',
+        utm: { source: 'google', campaign: 'spring' },
+      };
+      expect(clientData(0)).toEqual(known);
+      expect(clientData(1)).toEqual(known);
+
+      // The agent's answer goes to the address the plugin recorded.
+      await kit.sendCallback(callbackUrl, kit.agentMessage('sc:7', { text: 'hello Ann' }));
+      await connector.waitForDeliveries(1);
+      expect(connector.delivered[0]?.target).toEqual({ clientId: 'sc:7', address: { thread: 't-1' } });
+
+      await kit.sendCallback(callbackUrl, kit.closeConversation('sc:7', 'CLOSED_BY_AGENT'));
+      await bridge.relay.idle();
+      expect(await bridge.store.getClient('sc:7')).toMatchObject({
+        conversation: 'closed',
+        closeReason: 'CLOSED_BY_AGENT',
+      });
+      await connector.push({ client: { clientId: 'sc:7' }, messageId: 'm3', text: 'back again' });
+      await kit.waitForEvents(3);
+      const { utm: _utm, ...withoutUtm } = known;
+      expect(clientData(2)).toEqual(withoutUtm);
+      expect((await bridge.store.getClient('sc:7'))?.conversation).toBe('open');
+    });
+  });
+
   describe('Kit -> customer', () => {
     it('delivers a signed agent message once, even when Kit sends it twice', async () => {
       await start();
@@ -357,5 +400,36 @@ describe.each(['memory', 'sqlite'] as const)('with the %s store', (kind) => {
       expect(String(err)).toContain('check KIT_ACCOUNT, KIT_API_TOKEN and KIT_CHANNEL_UUID');
       expect(String(err)).not.toContain('wrong-token-SECRET-9');
     });
+  });
+});
+
+describe('client records across a restart (SQLite)', () => {
+  it('keeps a recorded utm and address for the next process on the same file', async () => {
+    const file = join(tmp, 'restart.db');
+    const port = await freePort();
+    const first = new ScriptedConnector();
+    const b1 = await startBridge({
+      config: testCoreConfig(kitCreds(), port),
+      connector: first,
+      store: await openSqliteStore(file),
+    });
+    await first.update({ clientId: 'sc:8', address: { thread: 't-8' }, profile: { utm: { source: 'qr' } } });
+    await b1.stop(500);
+
+    connector = new ScriptedConnector();
+    bridge = await startBridge({
+      config: testCoreConfig(kitCreds(), port),
+      connector,
+      store: await openSqliteStore(file),
+    });
+    await connector.push({ client: { clientId: 'sc:8' }, messageId: 'm1', text: 'hi' });
+    await kit.waitForEvents(1);
+    expect((kit.events[0] as { client_data: unknown }).client_data).toEqual({
+      client_id: 'sc:8',
+      utm: { source: 'qr' },
+    });
+    await kit.sendCallback(`${bridge.url}/kit/callback`, kit.agentMessage('sc:8', { text: 'hello' }));
+    await connector.waitForDeliveries(1);
+    expect(connector.delivered[0]?.target.address).toEqual({ thread: 't-8' });
   });
 });

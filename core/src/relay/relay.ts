@@ -9,6 +9,7 @@
 import type { CoreConfig, OutboxSettings } from '../config.js';
 import type {
   ChannelConnector,
+  ClientIdentity,
   DeliveryTarget,
   InboundMessage,
   JsonObject,
@@ -29,7 +30,8 @@ import type { Logger } from '../logger.js';
 import type { MediaFetcher } from '../media/fetch.js';
 import { type MediaSigner, mediaUrl } from '../media/token.js';
 import { type FailureKind, Outbox } from '../outbox.js';
-import type { ClientRecord, OutboxItem, Store } from '../store/store.js';
+import type { OutboxItem, Store } from '../store/store.js';
+import { ClientBook } from './clients.js';
 import { toCustomerEvent } from './to-kit.js';
 import { toAgentMessage } from './to-platform.js';
 
@@ -48,18 +50,15 @@ export interface RelayOptions {
 /** Stored on the outbound leg: the callback as Kit sent it. */
 type OutboundPayload = { kind: 'send_message' | 'close_conversation'; event: JsonObject };
 
-/** A client record is rewritten at most this often unless its profile or address changed. */
-const CLIENT_TOUCH_INTERVAL_MS = 60_000;
-
 export class Relay {
   readonly inbound: Outbox;
   readonly outbound: Outbox;
   private readonly now: () => number;
-  /** clientId -> what was last written, to skip redundant client writes on the hot path. */
-  private readonly clientCache = new Map<string, { sig: string; at: number }>();
+  private readonly clients: ClientBook;
 
   constructor(private readonly o: RelayOptions) {
     this.now = o.now ?? Date.now;
+    this.clients = new ClientBook(o.store, this.now);
     const common = {
       ...o.outbox,
       store: o.store,
@@ -99,53 +98,32 @@ export class Relay {
   /** The plugin's `ctx.receive`. Resolves once the message is stored. */
   receive = async (msg: InboundMessage): Promise<ReceiveResult> => {
     const { config, signer, logger } = this.o;
+    const { clientId } = msg.client;
     if (msg.edited && config.edits === 'ignore') {
-      logger.debug({ clientId: msg.client.clientId }, 'edited message ignored (KITBRIDGE_EDITS=ignore)');
+      logger.debug({ clientId }, 'edited message ignored (KITBRIDGE_EDITS=ignore)');
       return 'accepted';
     }
-    const event = toCustomerEvent(msg, (clientId, file) =>
-      mediaUrl(config.publicUrl, signer.sign(clientId, file)),
+    const profile = await this.clients.profileFor(msg.client);
+    const event = toCustomerEvent({ ...msg, client: { ...msg.client, profile } }, (id, file) =>
+      mediaUrl(config.publicUrl, signer.sign(id, file)),
     );
     const result = await this.inbound.enqueue({
       leg: 'inbound',
-      clientId: msg.client.clientId,
+      clientId,
       key: event.event_id,
       payload: event as unknown as JsonObject,
     });
     if (result === 'accepted') {
       // The message is safe already; a failed profile write must not make the platform resend it.
-      await this.touchClient(msg).catch((err: Error) =>
-        logger.warn({ clientId: msg.client.clientId, err: err.message }, 'client record not updated'),
-      );
-    } else
-      logger.debug(
-        { clientId: msg.client.clientId, messageId: msg.messageId },
-        'duplicate customer message dropped',
-      );
+      await this.clients
+        .seen(msg.client, profile)
+        .catch((err: Error) => logger.warn({ clientId, err: err.message }, 'client record not updated'));
+    } else logger.debug({ clientId, messageId: msg.messageId }, 'duplicate customer message dropped');
     return result;
   };
 
-  private async touchClient(msg: InboundMessage): Promise<void> {
-    const { clientId, address, profile } = msg.client;
-    const now = this.now();
-    // Serialized once: the cache signature, and (parsed back) the JSON-clean snapshot to store.
-    const profileJson = profile ? JSON.stringify(profile) : undefined;
-    const sig = `${JSON.stringify(address ?? null)}\n${profileJson ?? 'null'}`;
-    const cached = this.clientCache.get(clientId);
-    if (cached && cached.sig === sig && now - cached.at < CLIENT_TOUCH_INTERVAL_MS) return;
-    const snapshot = profileJson ? (JSON.parse(profileJson) as JsonObject) : undefined;
-    const old = await this.o.store.getClient(clientId);
-    const record: ClientRecord = {
-      clientId,
-      firstSeen: old?.firstSeen ?? now,
-      lastSeen: now,
-      conversation: 'open',
-      ...((address ?? old?.address) ? { address: address ?? old?.address } : {}),
-      ...((snapshot ?? old?.profile) ? { profile: snapshot ?? old?.profile } : {}),
-    };
-    await this.o.store.saveClient(record);
-    this.clientCache.set(clientId, { sig, at: now });
-  }
+  /** The plugin's `ctx.updateClient`. Resolves once the record is stored. */
+  updateClient = (client: ClientIdentity): Promise<void> => this.clients.update(client);
 
   // ---------------------------------------------------------------- Kit -> customer
 
@@ -164,13 +142,13 @@ export class Relay {
   };
 
   private async deliverOutbound(item: OutboxItem): Promise<void> {
-    const { connector, store, config, logger } = this.o;
+    const { connector, config, logger } = this.o;
     if (!connector.ownsClient(item.clientId)) {
       throw new PermanentDeliveryError(
         `client_id ${item.clientId} does not belong to the ${connector.name} connector`,
       );
     }
-    const record = await store.getClient(item.clientId);
+    const record = await this.clients.get(item.clientId);
     const target: DeliveryTarget = {
       clientId: item.clientId,
       ...(record?.address ? { address: record.address } : {}),
@@ -181,7 +159,7 @@ export class Relay {
       const event = payload.event as unknown as CloseConversationCallback;
       const reason = event.event_data?.close_reason ?? 'CLOSED_BY_UNKNOWN_REASON';
       await connector.closeConversation(target, reason, config.closeMessage);
-      if (record) await store.saveClient({ ...record, conversation: 'closed', closeReason: reason });
+      await this.clients.closed(item.clientId, reason);
       return;
     }
 

@@ -8,6 +8,7 @@ import type {
   AgentMessage,
   AttachmentRef,
   ChannelConnector,
+  ClientIdentity,
   CloseReason,
   ConnectionStatus,
   ConnectorContext,
@@ -69,6 +70,12 @@ export class ScriptedConnector implements ChannelConnector {
   push(message: InboundMessage): Promise<ReceiveResult> {
     if (!this.ctx) throw new Error('connector not started');
     return this.ctx.receive(message);
+  }
+
+  /** What a plugin learned of a customer outside a message (an address, a deep link's utm). */
+  update(client: ClientIdentity): Promise<void> {
+    if (!this.ctx) throw new Error('connector not started');
+    return this.ctx.updateClient(client);
   }
 
   /** The next deliveries fail with these errors, in order. */

@@ -31,7 +31,7 @@ import { CLIENT_ID_PREFIX, parseClientId } from './client-id.js';
 import { DEFAULT_API_ROOT } from './config.js';
 import { safeError, toDeliveryError } from './errors.js';
 import { TelegramFiles } from './files.js';
-import { mapUpdate, type Utm } from './inbound.js';
+import { mapUpdate } from './inbound.js';
 import { TELEGRAM_MEDIA_LIMITS } from './limits.js';
 import { planMessage, planText, type Step } from './outbound.js';
 import { type PacingOptions, pacing } from './pacing.js';
@@ -81,8 +81,6 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   private poller?: Poller;
   private run?: AbortController;
   private connecting?: Promise<void>;
-  /** /start payloads waiting for the client's next message (in memory: lost on restart). */
-  private readonly pendingUtm = new Map<string, Utm>();
   /** Steps already done per Kit event, so a retried delivery resumes instead of repeating. */
   private readonly progress = new Map<string, number>();
 
@@ -291,21 +289,17 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
       return;
     }
     if (mapped.kind === 'start') {
-      if (mapped.utm) this.pendingUtm.set(mapped.clientId, mapped.utm);
+      // Stored before the update is confirmed; core sends it with the customer's next messages.
+      if (mapped.utm) await ctx.updateClient({ clientId: mapped.clientId, profile: { utm: mapped.utm } });
       this.logger.debug({ clientId: mapped.clientId, utm: mapped.utm }, '/start received');
       return;
     }
     const message = mapped.message;
-    const profile = message.client.profile ?? {};
-    message.client.profile = profile;
-    const utm = this.pendingUtm.get(message.client.clientId);
-    if (utm) profile.utm = utm;
     if (mapped.userId !== undefined) {
       const avatar = await this.avatars.get(mapped.userId);
-      if (avatar) profile.avatar = avatar;
+      if (avatar) message.client.profile = { ...message.client.profile, avatar };
     }
     await ctx.receive(message);
-    if (utm) this.pendingUtm.delete(message.client.clientId);
   }
 
   // ---------------------------------------------------------------- delivery

@@ -3,6 +3,7 @@ import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type AgentMessage,
+  type ClientIdentity,
   type ConnectionStatus,
   type ConnectorContext,
   HttpServer,
@@ -20,6 +21,8 @@ export class TestContext {
   /** Every receive call, including rejected ones. */
   readonly attempts: InboundMessage[] = [];
   readonly statuses: ConnectionStatus[] = [];
+  /** Every updateClient call. */
+  readonly updates: ClientIdentity[] = [];
   readonly routes = new Map<string, RouteHandler>();
   private failures = 0;
   private readonly seen = new Set<string>();
@@ -39,6 +42,10 @@ export class TestContext {
   get ctx(): ConnectorContext {
     return {
       receive: (m) => this.receive(m),
+      updateClient: async (c) => {
+        this.updates.push(c);
+        this.notify();
+      },
       setStatus: (s) => {
         this.statuses.push(s);
         this.notify();

@@ -157,20 +157,19 @@ describe('TelegramConnector, long polling', () => {
     });
   });
 
-  it('forwards nothing for /start and sends the deep-link utm with the next message', async () => {
+  it('forwards nothing for /start, and stores the deep-link utm before the update is confirmed', async () => {
     const tc = await started();
     tg.textFrom(alice, '/start');
-    tg.textFrom(alice, '/start google-spring-cpc');
+    const start = tg.textFrom(alice, '/start google-spring-cpc');
     tg.textFrom(alice, 'hi');
-    tg.textFrom(alice, 'and again');
-    await tc.waitForMessages(2);
-    expect(tc.received.map((m) => m.text)).toEqual(['hi', 'and again']);
-    expect(tc.received[0]!.client.profile?.utm).toEqual({
-      source: 'google',
-      campaign: 'spring',
-      medium: 'cpc',
-    });
-    expect(tc.received[1]!.client.profile?.utm).toBeUndefined();
+    await tc.waitForMessages(1);
+    expect(tc.received.map((m) => m.text)).toEqual(['hi']);
+    // The bare /start records nothing; the deep link records its utm for core to send on.
+    expect(tc.updates).toEqual([
+      { clientId: 'tg:4242', profile: { utm: { source: 'google', campaign: 'spring', medium: 'cpc' } } },
+    ]);
+    expect(tc.received[0]!.client.profile?.utm).toBeUndefined();
+    await tc.until(() => tg.pollOffsets.some((o) => o > start.update_id), 5_000, 'the /start confirmed');
   });
 
   it('ignores group chats by default and serves them when allowed', async () => {
