@@ -163,6 +163,13 @@ export interface ResolvedFile {
 export interface MediaLimit {
   /** Largest upload, in bytes. */
   maxUploadBytes: number;
+  /**
+   * Largest customer file the connector can fetch from the platform (the cloud
+   * Bot API serves bots 20 MB at most); absent: no limit of the platform's own.
+   * Core tells Kit of a larger file in the message text instead of a link that
+   * cannot work.
+   */
+  maxDownloadBytes?: number;
   /** Largest file the platform will fetch by URL itself; 0 or absent: always upload. */
   maxByUrlBytes?: number;
   /** Accepted MIME types (`image/*` style wildcards); absent: any. */

@@ -149,6 +149,37 @@ describe.each(['memory', 'sqlite'] as const)('with the %s store', (kind) => {
       ]);
     });
 
+    it('tells Kit in the text of a file too large to relay, instead of a link that cannot work', async () => {
+      await start();
+      const MB = 1024 * 1024;
+      connector.mediaLimits = {
+        ...connector.mediaLimits,
+        video: { ...connector.mediaLimits.video, maxDownloadBytes: 1 * MB },
+      };
+      connector.files.set('d1', { bytes: Buffer.from('small doc') });
+      await connector.push({
+        client: { clientId: 'sc:3' },
+        messageId: 'm1',
+        text: 'see attached',
+        items: [
+          { type: 'media', ref: 'v1', kind: 'video', fileName: 'big.mp4', size: 5 * MB },
+          // Over KITBRIDGE_MEDIA_MAX_BYTES (50 MB in tests).
+          { type: 'media', ref: 'p1', kind: 'photo', size: 60 * MB },
+          { type: 'media', ref: 'd1', kind: 'document', fileName: 'small.txt', size: 9 },
+        ],
+      });
+      await kit.waitForEvents(1);
+      const message = (kit.events[0] as any).event_data.message;
+      expect(message.text).toBe(
+        'see attached\n' +
+          '[video not relayed: big.mp4, 5.0 MB, over the 1.0 MB limit]\n' +
+          '[photo not relayed: photo.jpg, 60.0 MB, over the 50.0 MB limit]',
+      );
+      expect(message.payload).toHaveLength(1);
+      expect(message.payload[0]).toMatchObject({ type: 'document', file_name: 'small.txt' });
+      expect((await get(message.payload[0].file_url)).body.toString()).toBe('small doc');
+    });
+
     it('dead-letters an event Kit rejects and goes on with the next', async () => {
       await start();
       kit.rejectNext(1, { error: 'bad payload', code: 400 });

@@ -13,6 +13,7 @@ import type {
   DeliveryTarget,
   InboundMessage,
   JsonObject,
+  MediaKind,
   ReceiveResult,
 } from '../connector.js';
 import { isTypingCapable, PermanentDeliveryError, RetryableDeliveryError } from '../connector.js';
@@ -104,8 +105,17 @@ export class Relay {
       return 'accepted';
     }
     const profile = await this.clients.profileFor(msg.client);
-    const event = toCustomerEvent({ ...msg, client: { ...msg.client, profile } }, (id, file) =>
-      mediaUrl(config.publicUrl, signer.sign(id, file)),
+    const event = toCustomerEvent(
+      { ...msg, client: { ...msg.client, profile } },
+      {
+        mediaUrlFor: (id, file) => mediaUrl(config.publicUrl, signer.sign(id, file)),
+        maxFileBytes: this.maxFileBytes,
+        onTooLarge: (file, limit) =>
+          logger.warn(
+            { clientId, kind: file.kind, size: file.size, limit },
+            'customer file too large to relay; Kit gets a line of text instead',
+          ),
+      },
     );
     const result = await this.inbound.enqueue({
       leg: 'inbound',
@@ -121,6 +131,13 @@ export class Relay {
     } else logger.debug({ clientId, messageId: msg.messageId }, 'duplicate customer message dropped');
     return result;
   };
+
+  /** A customer file larger than this cannot reach Kit: the proxy's cap, or what the platform lets us fetch. */
+  private readonly maxFileBytes = (kind: MediaKind): number =>
+    Math.min(
+      this.o.config.media.maxBytes,
+      this.o.connector.mediaLimits[kind].maxDownloadBytes ?? Number.POSITIVE_INFINITY,
+    );
 
   /** The plugin's `ctx.updateClient`. Resolves once the record is stored. */
   updateClient = (client: ClientIdentity): Promise<void> => this.clients.update(client);

@@ -1,5 +1,5 @@
 /** Customer message (normalized by a plugin) -> Kit's send_message event. Pure. */
-import type { AttachmentRef, ClientProfile, InboundMessage } from '../connector.js';
+import type { AttachmentRef, ClientProfile, InboundMessage, MediaKind } from '../connector.js';
 import { customerEventId } from '../kit/decisions.js';
 import type { ClientData, CustomerEvent, PayloadItem } from '../kit/schemas.js';
 
@@ -9,13 +9,29 @@ export const EDITED_PREFIX = '(edited) ';
 /** Turns a platform file into a URL Kit can fetch (the signed media proxy). */
 export type MediaUrlFor = (clientId: string, file: AttachmentRef) => string;
 
-export function toCustomerEvent(msg: InboundMessage, mediaUrlFor: MediaUrlFor): CustomerEvent {
+export interface ToCustomerEventOptions {
+  mediaUrlFor: MediaUrlFor;
+  /** Largest file of a kind that can be relayed; a larger one becomes a line of text. Default: any. */
+  maxFileBytes?: (kind: MediaKind) => number;
+  /** Told of each file that became a line of text. */
+  onTooLarge?: (file: AttachmentRef, limit: number) => void;
+}
+
+export function toCustomerEvent(msg: InboundMessage, opts: ToCustomerEventOptions): CustomerEvent {
+  const { mediaUrlFor } = opts;
   const clientId = msg.client.clientId;
   const id = customerEventId(clientId, msg.messageId);
   const payload: PayloadItem[] = [];
+  const notices: string[] = [];
   for (const item of msg.items ?? []) {
     if (item.type === 'media') {
       const { type: _t, ...file } = item;
+      const limit = opts.maxFileBytes?.(file.kind) ?? Number.POSITIVE_INFINITY;
+      if (file.size !== undefined && file.size > limit) {
+        notices.push(tooLargeNotice(file, limit));
+        opts.onTooLarge?.(file, limit);
+        continue;
+      }
       payload.push({
         type: file.kind,
         file_name: file.fileName ?? defaultFileName(file),
@@ -32,7 +48,8 @@ export function toCustomerEvent(msg: InboundMessage, mediaUrlFor: MediaUrlFor): 
       payload.push({ type: 'contact', ...opt('name', item.name), ...opt('number', item.number) });
     }
   }
-  const text = msg.text !== undefined && msg.edited ? EDITED_PREFIX + msg.text : msg.text;
+  const said = [msg.text, ...notices].filter((t) => t !== undefined && t !== '').join('\n');
+  const text = said && msg.edited ? EDITED_PREFIX + said : said || undefined;
   return {
     client_data: clientData(clientId, msg.client.profile, mediaUrlFor),
     event_id: id,
@@ -56,6 +73,12 @@ function clientData(clientId: string, p: ClientProfile | undefined, mediaUrlFor:
     ...(p.page ? { page: p.page } : {}),
     ...(p.device ? { device: p.device } : {}),
   };
+}
+
+/** What the agent reads in place of a file that cannot be relayed. */
+function tooLargeNotice(file: AttachmentRef, limit: number): string {
+  const mb = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `[${file.kind} not relayed: ${file.fileName ?? defaultFileName(file)}, ${mb(file.size!)}, over the ${mb(limit)} limit]`;
 }
 
 const EXT: Record<string, string> = { photo: 'jpg', video: 'mp4', audio: 'ogg', document: 'bin' };

@@ -32,7 +32,7 @@ import { DEFAULT_API_ROOT } from './config.js';
 import { safeError, toDeliveryError } from './errors.js';
 import { TelegramFiles } from './files.js';
 import { mapUpdate } from './inbound.js';
-import { TELEGRAM_MEDIA_LIMITS } from './limits.js';
+import { SELF_HOSTED_MEDIA_LIMITS, TELEGRAM_MEDIA_LIMITS } from './limits.js';
 import { planMessage, planText, type Step } from './outbound.js';
 import { type PacingOptions, pacing } from './pacing.js';
 import { ALLOWED_UPDATES, Poller, type PollingOptions } from './polling.js';
@@ -65,7 +65,8 @@ const TOKEN_REJECTED = 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)'
 
 export class TelegramConnector implements ChannelConnector, TypingCapable, ConfigValidating, SelfChecking {
   readonly name = 'telegram';
-  readonly mediaLimits: MediaLimits = TELEGRAM_MEDIA_LIMITS;
+  /** The cloud's limits, or a self-hosted server's (no download limit). */
+  readonly mediaLimits: MediaLimits;
   /**
    * The grammy bot, for its `api` (usable for anything the connector does not
    * cover). Updates do not pass through its middleware: the connector reads
@@ -86,6 +87,7 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
 
   constructor(private readonly opts: TelegramConnectorOptions) {
     this.apiRoot = (opts.apiRoot ?? DEFAULT_API_ROOT).replace(/\/+$/, '');
+    this.mediaLimits = this.apiRoot === DEFAULT_API_ROOT ? TELEGRAM_MEDIA_LIMITS : SELF_HOSTED_MEDIA_LIMITS;
     this.logger = opts.logger ?? silentLogger;
     this.bot = new Bot(opts.token, { client: { apiRoot: this.apiRoot } });
     // Innermost first: pacing sees every attempt, auto-retry wraps it.
@@ -97,7 +99,12 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
         rethrowHttpErrors: true, // network errors go back to the caller's own retry
       }),
     );
-    this.files = new TelegramFiles({ api: this.bot.api, token: opts.token, apiRoot: this.apiRoot });
+    this.files = new TelegramFiles({
+      api: this.bot.api,
+      token: opts.token,
+      apiRoot: this.apiRoot,
+      limits: this.mediaLimits,
+    });
     this.avatars = new AvatarCache(this.bot.api, this.logger, opts.avatarTtlMs);
   }
 

@@ -3,18 +3,23 @@
  * the Bot API's file endpoint. That URL holds the bot token, so it never leaves
  * this module: not in a returned value, not in an error message.
  */
-import { AttachmentGoneError, type AttachmentRef, type ResolvedFile } from '@kitbridge/core';
+import {
+  AttachmentGoneError,
+  type AttachmentRef,
+  type MediaLimits,
+  type ResolvedFile,
+} from '@kitbridge/core';
 import { type Api, GrammyError } from 'grammy';
 import { Agent, request } from 'undici';
-import { DEFAULT_API_ROOT } from './config.js';
 import { safeError, scrubToken } from './errors.js';
-import { CLOUD_DOWNLOAD_LIMIT_BYTES } from './limits.js';
 
 export interface FileSourceOptions {
   api: Api;
   token: string;
   /** Without a trailing slash. */
   apiRoot: string;
+  /** The connector's table: what may be downloaded. */
+  limits: MediaLimits;
 }
 
 export class TelegramFiles {
@@ -37,9 +42,11 @@ export class TelegramFiles {
       throw safeError(err, token);
     }
     const size = file.file_size ?? ref.size;
-    if (size !== undefined && size > CLOUD_DOWNLOAD_LIMIT_BYTES && apiRoot === DEFAULT_API_ROOT) {
-      throw new Error(
-        `file of ${(size / 1024 ** 2).toFixed(1)} MB is over the cloud Bot API's 20 MB download limit ` +
+    const limit = this.opts.limits[ref.kind].maxDownloadBytes;
+    if (size !== undefined && limit !== undefined && size > limit) {
+      // Permanent: the proxy answers 404 and Kit does not retry.
+      throw new AttachmentGoneError(
+        `file of ${(size / 1024 ** 2).toFixed(1)} MB is over the Bot API's ${limit / 1024 ** 2} MB download limit ` +
           '(a self-hosted Bot API server, set with TELEGRAM_API_ROOT, has none)',
       );
     }

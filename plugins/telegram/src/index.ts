@@ -11,7 +11,13 @@ export {
   parseStartPayload,
   type Utm,
 } from './inbound.js';
-export { CAPTION_LIMIT, CLOUD_DOWNLOAD_LIMIT_BYTES, TELEGRAM_MEDIA_LIMITS, TEXT_LIMIT } from './limits.js';
+export {
+  CAPTION_LIMIT,
+  CLOUD_DOWNLOAD_LIMIT_BYTES,
+  SELF_HOSTED_MEDIA_LIMITS,
+  TELEGRAM_MEDIA_LIMITS,
+  TEXT_LIMIT,
+} from './limits.js';
 export { type PacingOptions, pacing } from './pacing.js';
 export { telegramPlugin } from './plugin.js';
 export type { PollingOptions } from './polling.js';

@@ -72,4 +72,16 @@ describe('telegramPlugin env', () => {
     expect(c.name).toBe('telegram');
     expect(c.mediaLimits.photo.maxUploadBytes).toBe(10 * 1024 * 1024);
   });
+
+  it('limits downloads to 20 MB on the cloud Bot API only', () => {
+    const create = (extra: Record<string, string>) =>
+      telegramPlugin.create(parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN, ...extra }), {
+        publicUrl: 'https://bridge.example',
+        logger: silentLogger,
+      });
+    expect(create({}).mediaLimits.document.maxDownloadBytes).toBe(20 * 1024 * 1024);
+    const local = create({ TELEGRAM_API_ROOT: 'http://127.0.0.1:8081' }).mediaLimits;
+    expect(local.document.maxDownloadBytes).toBeUndefined();
+    expect(local.document.maxUploadBytes).toBe(50 * 1024 * 1024);
+  });
 });

@@ -169,7 +169,7 @@ describe('TelegramConnector, long polling', () => {
       { clientId: 'tg:4242', profile: { utm: { source: 'google', campaign: 'spring', medium: 'cpc' } } },
     ]);
     expect(tc.received[0]!.client.profile?.utm).toBeUndefined();
-    await tc.until(() => tg.pollOffsets.some((o) => o > start.update_id), 5_000, 'the /start confirmed');
+    await tg.waitForCall((c) => c.method === 'getUpdates' && Number(c.params['offset']) > start.update_id);
   });
 
   it('ignores group chats by default and serves them when allowed', async () => {
