@@ -1,6 +1,6 @@
 /** The `kitbridge` binary as an operator meets it: a real child process, real env. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '@kitbridge/store-sqlite';
@@ -23,14 +23,26 @@ const valid = {
   KIT_IM_URL: 'http://127.0.0.1:9',
 };
 
-function kitbridge(args: string[], env: Record<string, string>) {
+function kitbridge(args: string[], env: Record<string, string>, as?: { uid: number; gid: number }) {
   const r = spawnSync(process.execPath, [bin, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     encoding: 'utf8',
     timeout: 20_000,
+    ...as,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
+
+/**
+ * File modes do not stop root. Run as root, the read-only tests run the command
+ * as `nobody` (65534), when that user can read this checkout.
+ */
+const unprivileged =
+  process.getuid?.() === 0
+    ? kitbridge(['--version'], {}, { uid: 65534, gid: 65534 }).code === 0
+      ? { uid: 65534, gid: 65534 }
+      : undefined
+    : {};
 
 describe('kitbridge run: configuration', () => {
   it('refuses to start without configuration, naming every missing variable', () => {
@@ -77,6 +89,36 @@ describe('kitbridge run: configuration', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/KITBRIDGE_STORE: .*a-file\/sub\/kitbridge\.db/);
   });
+
+  it.skipIf(unprivileged === undefined)(
+    'a read-only store directory or file stops start-up with a clear message',
+    () => {
+      const as = unprivileged && 'uid' in unprivileged ? unprivileged : undefined;
+      chmodSync(tmp, 0o755);
+      const dir = join(tmp, 'read-only-dir');
+      mkdirSync(dir, { mode: 0o555 });
+      chmodSync(dir, 0o555);
+      const inDir = kitbridge(
+        ['run', 'telegram'],
+        { ...valid, KITBRIDGE_STORE: `sqlite:${dir}/kitbridge.db` },
+        as,
+      );
+      expect(inDir.code).toBe(1);
+      expect(inDir.err).toContain(`KITBRIDGE_STORE: cannot open the SQLite store ${dir}/kitbridge.db:`);
+      expect(inDir.err).toMatch(/cannot be created or opened|read-only|permission/);
+
+      const writable = join(tmp, 'writable-dir');
+      mkdirSync(writable, { mode: 0o777 });
+      chmodSync(writable, 0o777);
+      const file = join(writable, 'kitbridge.db');
+      SqliteStore.open(file, { checkpointIntervalMs: 0 }).close();
+      chmodSync(file, 0o444);
+      const ro = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_STORE: `sqlite:${file}` }, as);
+      expect(ro.code).toBe(1);
+      expect(ro.err).toContain(`KITBRIDGE_STORE: cannot open the SQLite store ${file}:`);
+      expect(ro.err).toMatch(/read-only/);
+    },
+  );
 
   it('a corrupt store file stops start-up with a clear message', () => {
     const file = join(tmp, 'corrupt.db');

@@ -191,6 +191,7 @@ export class SqliteStore implements Store {
     try {
       configure(db, opts);
       migrate(db, path, readonly);
+      if (!readonly) probeWrite(db, path);
       const store = new SqliteStore(db, path);
       const interval = opts.checkpointIntervalMs ?? 1_000;
       if (!memory && !readonly && interval > 0) {
@@ -425,6 +426,24 @@ function configure(db: Database.Database, opts: SqliteStoreOptions): void {
   }
   // Surface "not a database" now rather than on the first query.
   db.pragma('schema_version');
+}
+
+/**
+ * Writes once and rolls it back. SQLite quietly opens a file it may not write
+ * read-only, and a WAL it cannot write fails only when written: without this,
+ * start-up would succeed and every customer message fail.
+ */
+function probeWrite(db: Database.Database, path: string): void {
+  try {
+    db.exec(`BEGIN IMMEDIATE; PRAGMA user_version = ${SCHEMA_VERSION}; ROLLBACK`);
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    const code = sqliteCode(err);
+    const problem = code?.startsWith('SQLITE_READONLY')
+      ? 'the file or its directory is read-only (check their permissions)'
+      : `a test write failed: ${(err as Error).message}`;
+    throw new StoreOpenError(path, 'cannot-open', problem, { cause: err });
+  }
 }
 
 function migrate(db: Database.Database, path: string, readonly: boolean): void {
