@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm run bench`: kitbridge against a bare relay, measured in the same run.
 // Prints figures and the machine; asserts nothing (benchmarks are not tests).
+// The systems take turns for BENCH_ROUNDS rounds; figures are medians over the rounds.
 //
 //   throughput   closed loop: C customers, each sending its messages back to back
 //                (the next only after the webhook answered), until Kit has them all
 //   CPU          the system under test's own CPU time per 1,000 events
-//   latency      open loop at a fixed rate: Kit's arrival time minus the scheduled send time
+//   latency      open loop at a fixed rate: Kit's arrival time minus the time the webhook was sent
 //   idle RSS     IDLE_RUNS fresh processes with no load, 1.5 s after start-up: median and range
 //   integrity    every event arrived exactly once, each customer's in order
 //   media        RSS while a 200 MB file streams through the media proxy (bench/media-rss.js)
@@ -22,6 +23,7 @@ const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 32);
 const RATE = Number(process.env.BENCH_RATE ?? 500);
 const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 6);
 const IDLE_RUNS = Number(process.env.BENCH_IDLE_RUNS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const kit = await startKitSink();
 const tg = await startTelegramStub();
@@ -48,7 +50,11 @@ const baseEnv = {
 
 function startChild(script, env) {
   // BENCH_PROFILE=1 writes a .cpuprofile of each process under test into the working directory.
-  const execArgv = process.env.BENCH_PROFILE ? ['--cpu-prof'] : [];
+  // BENCH_TRACE_GC=1 prints each process under test's garbage collections.
+  const execArgv = [
+    ...(process.env.BENCH_PROFILE ? ['--cpu-prof'] : []),
+    ...(process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
+  ];
   const child = fork(join(here, script), { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
@@ -138,20 +144,29 @@ async function idleRss(script, env, n = IDLE_RUNS) {
   return { idleRssMb: median(rss), idleRssRange: [Math.min(...rss), Math.max(...rss)] };
 }
 
-async function measure(name, script, env, chatBase) {
+/** A system under test, started once and measured in every round. */
+async function startSystem(key, name, script, env, chatBase) {
   const idle = await idleRss(script, env);
   const { child, port } = await startChild(script, env);
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CUSTOMERS });
   await sleepMs(500);
-
-  // Warm-up (JIT, connections, first-seen customers).
+  // Warm-up, not measured: JIT, connections, first-seen customers (30 messages each).
   kit.reset();
   await Promise.all(
-    Array.from({ length: CUSTOMERS }, (_, c) => post(pool, update(chatBase + c, 1, `${c}:0`))),
+    Array.from({ length: CUSTOMERS }, async (_, c) => {
+      for (let n = 0; n < 30; n++) await post(pool, update(chatBase + 5_000 + c, 1 + n, `${c}:${n}`));
+    }),
   );
-  await kit.waitFor(CUSTOMERS);
+  await kit.waitFor(CUSTOMERS * 30);
+  return { key, name, child, pool, chatBase, idle, rounds: [] };
+}
 
-  // Throughput: closed loop, customers in parallel, each one's messages back to back.
+/** One round against one system: throughput (closed loop), then latency at a fixed rate (open loop). */
+async function round(sys, r) {
+  const { child, pool, name } = sys;
+  // Fresh customers (and so fresh message ids) every round: nothing is a duplicate.
+  const chatBase = sys.chatBase + (r + 1) * 10_000;
+
   kit.reset();
   const per = Math.ceil(EVENTS / CUSTOMERS);
   const before = await ask(child);
@@ -167,7 +182,6 @@ async function measure(name, script, env, chatBase) {
   const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
   const check = integrity(per * CUSTOMERS);
 
-  // Latency at a fixed rate (open loop).
   kit.reset();
   const total = RATE * RATE_SECONDS;
   const sentAt = new Map();
@@ -176,27 +190,56 @@ async function measure(name, script, env, chatBase) {
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / RATE;
     const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 1) await new Promise((res) => setTimeout(res, wait));
     const c = i % CUSTOMERS;
     const text = `${c}:${1_000_000 + i}`;
-    sentAt.set(text, due);
+    // From when it went out: a send early by under 1 ms must not count as negative latency.
+    sentAt.set(text, performance.now());
     sends.push(post(pool, update(chatBase + 1000 + c, 100_000 + i, text)));
   }
   await Promise.all(sends);
   await kit.waitFor(total);
   const lat = kit.arrivals.map((a) => a.at - sentAt.get(a.text)).sort((a, b) => a - b);
-
-  await pool.close();
-  child.send('exit');
-  await new Promise((r) => child.once('exit', r));
-  return {
-    name,
+  if (process.env.BENCH_SLOW) {
+    // Events slower than BENCH_SLOW ms, as "sent at ms into the run: latency ms": stalls show as runs.
+    const slow = kit.arrivals
+      .map((a) => ({ at: sentAt.get(a.text) - start, ms: a.at - sentAt.get(a.text) }))
+      .filter((x) => x.ms > Number(process.env.BENCH_SLOW))
+      .map((x) => `${x.at.toFixed(0)}:${x.ms.toFixed(1)}`);
+    console.log(`${name}, round ${r + 1}: slow events (sent at ms: latency ms): ${slow.join(' ') || 'none'}`);
+  }
+  sys.rounds.push({
     eventsPerSec: (per * CUSTOMERS) / seconds,
     cpuMsPer1000: (cpuMs / (per * CUSTOMERS)) * 1000,
     p50: percentile(lat, 50),
     p99: percentile(lat, 99),
-    ...idle,
     ...check,
+  });
+}
+
+async function stopSystem(sys) {
+  await sys.pool.close();
+  sys.child.send('exit');
+  await new Promise((r) => sys.child.once('exit', r));
+}
+
+/** Medians over the rounds (ranges for the headline figures); integrity summed. */
+function summary(sys) {
+  const of = (k) => sys.rounds.map((x) => x[k]);
+  const range = (k) => [Math.min(...of(k)), Math.max(...of(k))];
+  const sum = (k) => of(k).reduce((a, b) => a + b, 0);
+  return {
+    name: sys.name,
+    eventsPerSec: median(of('eventsPerSec')),
+    cpuMsPer1000: median(of('cpuMsPer1000')),
+    cpuRange: range('cpuMsPer1000'),
+    p50: median(of('p50')),
+    p99: median(of('p99')),
+    p99Range: range('p99'),
+    ...sys.idle,
+    lost: sum('lost'),
+    dupes: sum('dupes'),
+    reordered: sum('reordered'),
   };
 }
 
@@ -208,7 +251,6 @@ console.log(
   `${EVENTS} events from ${CUSTOMERS} customers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s\n`,
 );
 
-const results = [];
 const only = process.env.BENCH_ONLY; // bare | memory | sqlite: one system alone (for profiling)
 const systems = [
   ['bare', 'bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000],
@@ -226,22 +268,29 @@ const systems = [
     { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` },
     3_000_000,
   ],
-];
-for (const [key, name, script, env, chatBase] of systems) {
-  if (!only || only === key) results.push(await measure(name, script, env, chatBase));
-}
+].filter(([key]) => !only || only === key);
+
+// Shared machines drift over minutes: the systems take turns, round after round, and each
+// figure is a median over the rounds, so that every system sees the same conditions.
+const running = [];
+for (const s of systems) running.push(await startSystem(...s));
+for (let r = 0; r < ROUNDS; r++) for (const sys of running) await round(sys, r);
+for (const sys of running) await stopSystem(sys);
+const results = running.map(summary);
 
 const pad = (s, n) => String(s).padEnd(n);
 console.log(
-  `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 11)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('idle RSS', 18)}lost/dup/reordered`,
+  `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 16)}${pad('p50 ms', 8)}${pad('p99 ms', 18)}${pad('idle RSS', 18)}lost/dup/reordered`,
 );
+const span = ([a, b], d = 0) => `${a.toFixed(d)}-${b.toFixed(d)}`;
 for (const r of results) {
-  const range = `${r.idleRssRange[0].toFixed(0)}-${r.idleRssRange[1].toFixed(0)}`;
   console.log(
-    `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(r.cpuMsPer1000.toFixed(0), 11)}${pad(r.p50.toFixed(2), 8)}${pad(r.p99.toFixed(2), 8)}${pad(`${r.idleRssMb.toFixed(0)} MB (${range})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
+    `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(`${r.cpuMsPer1000.toFixed(0)} (${span(r.cpuRange)})`, 16)}${pad(r.p50.toFixed(2), 8)}${pad(`${r.p99.toFixed(2)} (${span(r.p99Range, 1)})`, 18)}${pad(`${r.idleRssMb.toFixed(0)} MB (${span(r.idleRssRange)})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
   );
 }
-console.log(`(idle RSS: median and range of ${IDLE_RUNS} fresh processes, 1.5 s after start-up)`);
+console.log(
+  `(medians of ${ROUNDS} rounds, the range in brackets; idle RSS: ${IDLE_RUNS} fresh processes, 1.5 s after start-up)`,
+);
 const bare = results.find((r) => r.name.startsWith('bare'));
 const sqlite = results.find((r) => r.name === 'kitbridge, SQLite outbox');
 if (bare && sqlite) {
