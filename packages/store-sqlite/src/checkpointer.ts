@@ -19,6 +19,7 @@ const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { timeout: 5000 });
 let idle = 0;
+let lastLog = -1;
 const end = () => {
   clearInterval(timer);
   db.close();
@@ -27,8 +28,10 @@ const end = () => {
 const checkpoint = () => {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (r && r.log === r.checkpointed) idle++;
+    // Idle: all of the WAL is in the file, and it has not grown since the last tick.
+    if (r && r.log === r.checkpointed && r.log === lastLog) idle++;
     else idle = 0;
+    lastLog = r ? r.log : -1;
   } catch (err) {
     idle = 0;
     parentPort.postMessage({ error: String(err && err.message) });

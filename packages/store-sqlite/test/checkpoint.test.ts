@@ -79,6 +79,19 @@ describe('SqliteStore write path', () => {
     expect(store.checkpointing).toBe(false);
   });
 
+  it('keeps the worker while writes go on, however quickly it keeps up with them', async () => {
+    const store = SqliteStore.open(dir.path('busy.db'), { checkpointIntervalMs: 20, checkpointIdleTicks: 3 });
+    let ended = 0;
+    for (let n = 0; n < 40; n++) {
+      // Checked before each write: a worker that ended since the last one would show here.
+      if (n > 0 && !store.checkpointing) ended++;
+      await store.enqueue(item(n), 60_000, Date.now());
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(ended).toBe(0);
+    await store.close();
+  });
+
   it('without the worker, the file does not fill until SQLite checkpoints on its own', async () => {
     const path = dir.path('no-ckpt.db');
     const store = SqliteStore.open(path, { checkpointIntervalMs: 0 });
