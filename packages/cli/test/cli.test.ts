@@ -35,14 +35,12 @@ function kitbridge(args: string[], env: Record<string, string>, as?: { uid: numb
 
 /**
  * File modes do not stop root. Run as root, the read-only tests run the command
- * as `nobody` (65534), when that user can read this checkout.
+ * as `nobody` (65534), when that user can read this checkout; `null`: as we are;
+ * undefined: they cannot run here.
  */
-const unprivileged =
-  process.getuid?.() === 0
-    ? kitbridge(['--version'], {}, { uid: 65534, gid: 65534 }).code === 0
-      ? { uid: 65534, gid: 65534 }
-      : undefined
-    : {};
+const NOBODY = { uid: 65534, gid: 65534 };
+const runAs: typeof NOBODY | null | undefined =
+  process.getuid?.() !== 0 ? null : kitbridge(['--version'], {}, NOBODY).code === 0 ? NOBODY : undefined;
 
 describe('kitbridge run: configuration', () => {
   it('refuses to start without configuration, naming every missing variable', () => {
@@ -90,10 +88,10 @@ describe('kitbridge run: configuration', () => {
     expect(r.err).toMatch(/KITBRIDGE_STORE: .*a-file\/sub\/kitbridge\.db/);
   });
 
-  it.skipIf(unprivileged === undefined)(
+  it.skipIf(runAs === undefined)(
     'a read-only store directory or file stops start-up with a clear message',
     () => {
-      const as = unprivileged && 'uid' in unprivileged ? unprivileged : undefined;
+      const as = runAs ?? undefined;
       chmodSync(tmp, 0o755);
       const dir = join(tmp, 'read-only-dir');
       mkdirSync(dir, { mode: 0o555 });
