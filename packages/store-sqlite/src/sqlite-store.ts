@@ -235,7 +235,7 @@ export class SqliteStore implements Store {
       conversation: record.conversation,
       closeReason: record.closeReason ?? null,
     });
-    this.checkpointer?.wake();
+    this.wrote(1);
   }
 
   /** Dedupe check, key claim and item insert, in the group commit: together or not at all. */
@@ -320,8 +320,14 @@ export class SqliteStore implements Store {
    */
   private commit(jobs: readonly Job[]): unknown[] {
     const values = this.flushTx.immediate(jobs);
-    this.checkpointer?.wake();
+    this.wrote(jobs.length);
     return values;
+  }
+
+  /** After a write that changed `changes` rows: the WAL grew, so a checkpoint worker is needed. */
+  private wrote(changes: number): number {
+    if (changes > 0) this.checkpointer?.wake();
+    return changes;
   }
 
   async pending(leg: Leg): Promise<OutboxItem[]> {
@@ -329,8 +335,7 @@ export class SqliteStore implements Store {
   }
 
   async reschedule(id: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void> {
-    this.s.reschedule.run(attempts, nextAttemptAt, lastError, id);
-    this.checkpointer?.wake();
+    this.wrote(this.s.reschedule.run(attempts, nextAttemptAt, lastError, id).changes);
   }
 
   async complete(id: number): Promise<void> {
@@ -338,8 +343,7 @@ export class SqliteStore implements Store {
   }
 
   async bury(id: number, attempts: number, reason: string): Promise<void> {
-    this.s.bury.run(attempts, reason, id);
-    this.checkpointer?.wake();
+    this.wrote(this.s.bury.run(attempts, reason, id).changes);
   }
 
   async list(filter: { leg?: Leg; state?: 'pending' | 'dead'; limit?: number }): Promise<OutboxItem[]> {
@@ -359,15 +363,14 @@ export class SqliteStore implements Store {
 
   async revive(ids: number[] | 'all-dead', now: number): Promise<number> {
     this.localRevision++;
-    this.checkpointer?.wake();
-    if (ids === 'all-dead') return this.s.reviveDead.run(now).changes;
-    return this.reviveIdsTx.immediate(ids, now);
+    return this.wrote(
+      ids === 'all-dead' ? this.s.reviveDead.run(now).changes : this.reviveIdsTx.immediate(ids, now),
+    );
   }
 
   async drop(id: number): Promise<boolean> {
     this.localRevision++;
-    this.checkpointer?.wake();
-    return this.s.delete.run(id).changes > 0;
+    return this.wrote(this.s.delete.run(id).changes) > 0;
   }
 
   async stats(): Promise<OutboxStats[]> {
@@ -381,9 +384,7 @@ export class SqliteStore implements Store {
   }
 
   async prune(now: number): Promise<number> {
-    const { changes } = this.s.prune.run(now);
-    if (changes > 0) this.checkpointer?.wake();
-    return changes;
+    return this.wrote(this.s.prune.run(now).changes);
   }
 
   async revision(): Promise<number> {
