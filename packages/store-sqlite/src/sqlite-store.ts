@@ -12,6 +12,7 @@ import type {
 import Database from 'better-sqlite3';
 import { Checkpointer } from './checkpointer.js';
 import { StoreOpenError } from './errors.js';
+import { StoreLock } from './lock.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 
 /** Options of {@link SqliteStore.open}. */
@@ -38,6 +39,15 @@ export interface SqliteStoreOptions {
    * (the next write starts another). Default 30: an idle store holds no thread.
    */
   checkpointIdleTicks?: number;
+  /**
+   * Hold the store for this connection alone until {@link SqliteStore.close}
+   * (`kitbridge run`): another exclusive open, in this process or another,
+   * fails with StoreOpenError `in-use` naming the holder's pid and host.
+   * Plain and read-only opens (operator tools) still work beside it. The lock
+   * is an fcntl lock on `<path>-lock` that the OS drops when the process dies,
+   * so a restart after kill -9 finds it free. Not with `readonly`. Default false.
+   */
+  exclusive?: boolean;
 }
 
 interface ClientRow {
@@ -95,6 +105,8 @@ export class SqliteStore implements Store {
   private readonly reviveIdsTx;
   private readonly flushTx;
   private checkpointer?: Checkpointer;
+  /** Held while open, with {@link SqliteStoreOptions.exclusive}. */
+  private lock?: StoreLock;
   /** Bumped by revive/drop on this connection (data_version only sees other connections). */
   private localRevision = 0;
   /** Writes waiting for the next group commit (see {@link SqliteStore.grouped}). */
@@ -182,10 +194,17 @@ export class SqliteStore implements Store {
       }
     }
 
+    if (opts.exclusive && readonly) {
+      throw new TypeError('SqliteStore.open: exclusive needs a read-write open, not a read-only one');
+    }
+    // Before the file is touched: a second process neither migrates nor writes anything.
+    const lock = opts.exclusive && !memory ? StoreLock.acquire(path) : undefined;
+
     let db: Database.Database;
     try {
       db = new Database(path, { readonly, fileMustExist: readonly, timeout: opts.busyTimeoutMs ?? 5000 });
     } catch (err) {
+      lock?.release();
       throw new StoreOpenError(path, 'cannot-open', openProblem(err, readonly), { cause: err });
     }
     try {
@@ -193,6 +212,7 @@ export class SqliteStore implements Store {
       migrate(db, path, readonly);
       if (!readonly) probeWrite(db, path);
       const store = new SqliteStore(db, path);
+      store.lock = lock;
       const interval = opts.checkpointIntervalMs ?? 1_000;
       if (!memory && !readonly && interval > 0) {
         db.pragma('wal_autocheckpoint = 0');
@@ -209,6 +229,7 @@ export class SqliteStore implements Store {
       return store;
     } catch (err) {
       db.close();
+      lock?.release();
       if (err instanceof StoreOpenError) throw err;
       const code = sqliteCode(err);
       if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
@@ -403,6 +424,9 @@ export class SqliteStore implements Store {
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
     if (this.db.open) this.db.close();
+    // Last: the next holder starts only once everything here is written.
+    this.lock?.release();
+    this.lock = undefined;
   }
 }
 
