@@ -11,6 +11,7 @@ export * from './kit/schemas.js';
 export * from './kit/signature.js';
 export * from './logger.js';
 export * from './media/fetch.js';
+export { cleanFileName, transportFileName } from './media/headers.js';
 export * from './media/proxy.js';
 export * from './media/token.js';
 export * from './outbox.js';

@@ -226,8 +226,37 @@ describe('media proxy', () => {
       contentType: 'bad\r\ntype',
     });
     const res = await fetchAll(urlFor({ ref: 'x', kind: 'document' }), {}, 'HEAD');
-    expect(res.headers['content-disposition']).toBe('inline; filename="from-platform.bin"');
+    // An unknown type is a download, never shown in the browser.
+    expect(res.headers['content-disposition']).toBe('attachment; filename="from-platform.bin"');
     expect(res.headers['content-type']).toBe('application/octet-stream');
+  });
+
+  it('serves active content (HTML, SVG, XML, scripts) as a sandboxed download', async () => {
+    const cases: [string, 'inline' | 'attachment'][] = [
+      ['text/html; charset=utf-8', 'attachment'],
+      ['image/svg+xml', 'attachment'],
+      ['application/xml', 'attachment'],
+      ['text/xml', 'attachment'],
+      ['application/javascript', 'attachment'],
+      ['application/xhtml+xml', 'attachment'],
+      ['image/png', 'inline'],
+      ['audio/ogg', 'inline'],
+      ['video/mp4', 'inline'],
+      ['application/pdf', 'inline'],
+    ];
+    for (const [contentType, disposition] of cases) {
+      behave = async () => ({ stream: platformStream(DATA), size: DATA.length, contentType });
+      const res = await fetchAll(urlFor({ ...doc, fileName: 'x.bin' }), {}, 'HEAD');
+      expect(res.headers['content-disposition'], contentType).toBe(`${disposition}; filename="x.bin"`);
+      expect(res.headers['content-security-policy'], contentType).toMatch(/default-src 'none'/);
+      if (contentType !== 'application/pdf')
+        expect(res.headers['content-security-policy'], contentType).toMatch(/sandbox/);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+    // Refusals carry the policy too.
+    const refused = await fetchAll(`${base}/media/not-a-token`);
+    expect(refused.status).toBe(403);
+    expect(refused.headers['content-security-policy']).toMatch(/sandbox/);
   });
 
   it('refuses a file over the cap: by the size in the link, without asking the platform', async () => {

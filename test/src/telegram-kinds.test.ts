@@ -28,12 +28,18 @@ let files: Server;
 let filesUrl: string;
 
 /** Agent files by path: bytes and content type. */
-const agentFiles: Record<string, { bytes: Buffer; type: string }> = {
+const agentFiles: Record<string, { bytes: Buffer; type: string; disposition?: string }> = {
   '/photo.jpg': { bytes: Buffer.from('agent jpeg bytes'), type: 'image/jpeg' },
   '/clip.mp4': { bytes: Buffer.from('agent mp4 bytes'), type: 'video/mp4' },
   '/song.mp3': { bytes: Buffer.from('agent mp3 bytes'), type: 'audio/mpeg' },
   '/note.ogg': { bytes: Buffer.from('agent ogg bytes'), type: 'audio/ogg' },
   '/terms.pdf': { bytes: Buffer.from('%PDF agent terms'), type: 'application/pdf' },
+  '/semi%3Bname%3Dchat_id.pdf': { bytes: Buffer.from('%PDF by url'), type: 'application/pdf' },
+  '/by-header': {
+    bytes: Buffer.from('%PDF by header'),
+    type: 'application/pdf',
+    disposition: 'attachment; filename="hdr.pdf; name=chat_id"',
+  },
 };
 
 beforeAll(async () => {
@@ -43,7 +49,13 @@ beforeAll(async () => {
   files = createServer((req, res) => {
     const f = agentFiles[req.url ?? ''];
     if (!f) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': f.type, 'content-length': f.bytes.length }).end(f.bytes);
+    res
+      .writeHead(200, {
+        'content-type': f.type,
+        'content-length': f.bytes.length,
+        ...(f.disposition ? { 'content-disposition': f.disposition } : {}),
+      })
+      .end(f.bytes);
   });
   await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
   filesUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
@@ -283,6 +295,45 @@ describe('Kit -> Telegram, every kind', () => {
     expect(sent[7]!.params).toMatchObject({ chat_id: 6160, latitude: 41.9, longitude: 12.5 });
     expect(sent[8]!.params['text']).toBe('Rome');
     expect(sent[9]!.params).toMatchObject({ phone_number: '+1 555 0100', first_name: 'Support line' });
+  });
+
+  it('sends hostile file names as one harmless filename parameter, extension kept', async () => {
+    const body = kit.agentMessage('tg:6160', {
+      payload: [
+        { type: 'document', file_name: 'semi.pdf; name="chat_id"', file_url: `${filesUrl}/terms.pdf` },
+        { type: 'document', file_url: `${filesUrl}/semi%3Bname%3Dchat_id.pdf` },
+        { type: 'document', file_url: `${filesUrl}/by-header` },
+        { type: 'document', file_name: 'invoice\u202Efdp.exe', file_url: `${filesUrl}/terms.pdf` },
+      ],
+    });
+    const before = tg.sent.length;
+    expect((await kit.sendCallback(callbackUrl, body)).status).toBe(200);
+    await bridge.relay.idle();
+    const sent = tg.sent.slice(before);
+    expect(sent.map((c) => c.method)).toEqual([
+      'sendDocument',
+      'sendDocument',
+      'sendDocument',
+      'sendDocument',
+    ]);
+    const names: string[] = [];
+    for (const call of sent) {
+      // Nothing was injected: the chat id is ours, and the part header has a name and a filename only.
+      expect(call.params['chat_id']).toBe(6160);
+      const header = call.files[0]!.headers['content-disposition']!;
+      expect(header.split(';').map((p) => p.split('=')[0]!.trim())).toEqual([
+        'form-data',
+        'name',
+        'filename',
+      ]);
+      names.push(call.files[0]!.fileName!);
+    }
+    expect(names).toEqual([
+      'semi.pdf_ name_chat_id',
+      'semi_name_chat_id.pdf',
+      'hdr.pdf_ name_chat_id',
+      'invoicefdp.exe',
+    ]);
   });
 
   it('tells the customer when Kit closes the conversation, and forgets the UTM', async () => {

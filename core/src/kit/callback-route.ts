@@ -3,13 +3,16 @@
  * sends when the channel is saved, GET or POST without event_id).
  *
  * Order of checks, each answering before anything is stored: source allow-list
- * (403), body size (413), JSON (400), signature (401), schema (400). A valid
- * event is answered 200 only after the relay has persisted it (or recognised it
- * as a duplicate); a store failure answers 503 so Kit may try again.
+ * (403), body size (413), JSON and nesting depth (400), signature (401), schema
+ * (400). A valid event is answered 200 only after the relay has persisted it (or
+ * recognised it as a duplicate). A store outage answers 503 so Kit tries again;
+ * an event that can never be stored (it fails the same way every time) is a 400,
+ * so Kit does not retry it for ever.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError, type RouteHandler, readBody, sendText } from '../http/router.js';
-import type { Logger } from '../logger.js';
+import { type Logger, quote } from '../logger.js';
+import { CALLBACK_MAX_DEPTH } from './decisions.js';
 import { type KitCallback, parseCallback } from './schemas.js';
 import { verifySignature } from './signature.js';
 
@@ -49,6 +52,10 @@ export function createCallbackRoute(opts: CallbackRouteOptions): RouteHandler {
         if (verifySignature(auth, opts.salt, opts.token)) return sendText(res, 200, 'OK');
         throw new HttpError(400, 'body is not valid JSON');
       }
+      if (nestedDeeperThan(body, CALLBACK_MAX_DEPTH)) {
+        opts.logger.warn({ maxDepth: CALLBACK_MAX_DEPTH }, 'kit callback nests too deep; refused');
+        throw new HttpError(400, `body nests deeper than ${CALLBACK_MAX_DEPTH} levels`);
+      }
     }
     const eventId = eventIdOf(body);
     if (eventId === undefined) {
@@ -61,24 +68,61 @@ export function createCallbackRoute(opts: CallbackRouteOptions): RouteHandler {
       return sendText(res, 200, 'OK');
     }
     if (!verifySignature(auth, opts.salt, opts.token, eventId)) {
-      opts.logger.warn({ eventId }, 'kit callback with a bad or missing signature');
+      opts.logger.warn({ eventId: quote(eventId) }, 'kit callback with a bad or missing signature');
       return sendText(res, 401, 'Unauthorized');
     }
     const parsed = parseCallback(body);
     if (!parsed.ok) {
-      opts.logger.warn({ eventId, problem: parsed.error }, 'kit callback does not match the schema');
+      opts.logger.warn(
+        { eventId: quote(eventId), problem: quote(parsed.error) },
+        'kit callback does not match the schema',
+      );
       throw new HttpError(400, `invalid callback: ${parsed.error}`);
     }
     let outcome: CallbackOutcome;
     try {
       outcome = await opts.handle(parsed.value);
     } catch (err) {
-      opts.logger.error({ eventId, err: (err as Error).message }, 'could not persist kit callback');
+      if (neverStorable(err)) {
+        // The same bytes fail the same way on every retry: refuse them for good.
+        opts.logger.warn(
+          { eventId: quote(eventId), err: quote((err as Error).message) },
+          'kit callback cannot be stored; refused',
+        );
+        return sendText(res, 400, 'Bad Request: the event cannot be stored');
+      }
+      opts.logger.error(
+        { eventId: quote(eventId), err: quote((err as Error).message) },
+        'could not persist kit callback',
+      );
       return sendText(res, 503, 'Service Unavailable', { 'retry-after': '5' });
     }
-    opts.logger.debug({ eventId, outcome, type: parsed.value.kind }, 'kit callback');
+    opts.logger.debug({ eventId: quote(eventId), outcome, type: parsed.value.kind }, 'kit callback');
     sendText(res, 200, 'OK');
   };
+}
+
+/** True when a value nests deeper than `max` (iterative: a hostile body must not overflow the stack here). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/**
+ * Errors that come from the event itself, not from the store being down:
+ * serialising it overflowed the stack or a string grew past what V8 allows.
+ * (Not TypeError: better-sqlite3 throws one for a closed database, an outage.)
+ */
+function neverStorable(err: unknown): boolean {
+  return err instanceof RangeError;
 }
 
 function eventIdOf(body: unknown): string | undefined {

@@ -23,6 +23,13 @@ export const REFRESH_AT_FRACTION = 0.8;
 /** Callback bodies larger than this are refused with 413. */
 export const CALLBACK_BODY_LIMIT_BYTES = 1024 * 1024;
 
+/**
+ * Deepest nesting a callback body may have. Kit's models nest four levels; a
+ * body nested thousands deep parses, but overflows the stack when it is stored,
+ * so it is refused with 400 up front rather than answered 503 for ever.
+ */
+export const CALLBACK_MAX_DEPTH = 32;
+
 /** A media link must outlive the longest open Kit conversation (14 days). */
 export const DEFAULT_MEDIA_TTL_MS = 14 * 24 * 60 * 60_000;
 

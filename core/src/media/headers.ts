@@ -22,10 +22,59 @@ export function contentDisposition(fileName: string, type: 'inline' | 'attachmen
   return `${type}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
-/** Drops what a file name must never carry: control characters, quotes, backslashes, path separators. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f"\\/\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Drops what a file name must never carry: control characters, bidi overrides and
+ * isolates (which make `evil\u202Efdp.exe` read as `evilexe.pdf`), quotes,
+ * backslashes, path separators.
+ */
 export function cleanFileName(name: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-  return name.replace(/[\u0000-\u001f\u007f"\\/]/g, '').trim();
+  return name.replace(UNSAFE_IN_NAME, '').trim();
+}
+
+/** Longest file name handed to a platform, in UTF-16 units (filesystems allow 255 bytes). */
+const MAX_TRANSPORT_NAME = 120;
+
+/**
+ * A file name safe in any transport a plugin uploads through, including
+ * multipart part headers that write `filename=` unquoted (grammY does): beyond
+ * {@link cleanFileName}, `;` `=` `,` and the other header separators become `_`,
+ * so a name cannot add a parameter (`a.pdf; name="chat_id"`). The extension is
+ * kept when the name has to be shortened. Every plugin uses this one function.
+ */
+export function transportFileName(name: string, fallback = 'file'): string {
+  let clean = cleanFileName(name)
+    .replace(/[;=,<>:*?|{}[\]]/g, '_')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (!clean || /^\.+$/.test(clean)) clean = fallback;
+  if (clean.length <= MAX_TRANSPORT_NAME) return clean;
+  const dot = clean.lastIndexOf('.');
+  const ext = dot > 0 && clean.length - dot <= 16 ? clean.slice(dot) : '';
+  return clean.slice(0, MAX_TRANSPORT_NAME - ext.length) + ext;
+}
+
+/** Types a browser shows without running anything: images (not SVG), audio, video, PDF. */
+export function isPassiveType(contentType: string): boolean {
+  const t = contentType.split(';')[0]!.trim().toLowerCase();
+  if (t === 'application/pdf') return true;
+  if (t.startsWith('image/')) return !t.includes('svg') && !t.includes('xml');
+  return t.startsWith('audio/') || t.startsWith('video/');
+}
+
+/** No scripts, no plugins, no same-origin powers for anything served from /media. */
+export const SANDBOX_CSP = "default-src 'none'; sandbox";
+
+/**
+ * The CSP of a media answer. PDF gets `default-src 'none'` without `sandbox`,
+ * which would stop browsers' PDF viewers; everything else is sandboxed too.
+ */
+export function mediaCsp(contentType: string): string {
+  return contentType.split(';')[0]!.trim().toLowerCase() === 'application/pdf'
+    ? "default-src 'none'"
+    : SANDBOX_CSP;
 }
 
 /**

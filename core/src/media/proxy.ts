@@ -13,7 +13,13 @@
  * - 404 when the platform no longer has the file ({@link AttachmentGoneError});
  * - 502 for any other platform failure;
  * - 200, or 206 for a single satisfiable `Range: bytes=a-b` when the size is known
- *   (416 when it is not satisfiable).
+ *   (416 when it is not satisfiable). HEAD gets the same headers and no body.
+ *
+ * Customer files are untrusted content on kitbridge's own origin: every answer
+ * carries a Content-Security-Policy that gives a document no powers, and only
+ * passive types (images but SVG, audio, video, PDF) are served inline; the rest
+ * are downloads. Any stream a plugin hands back is released on every path, and
+ * its failure is a log line, never a crash.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
@@ -21,7 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import { AttachmentGoneError, type ResolvedFile } from '../connector.js';
 import { pathOf, type RouteHandler, sendText } from '../http/router.js';
 import type { Logger } from '../logger.js';
-import { contentDisposition, safeContentType } from './headers.js';
+import { contentDisposition, isPassiveType, mediaCsp, SANDBOX_CSP, safeContentType } from './headers.js';
 import type { MediaClaims, MediaSigner } from './token.js';
 
 export interface MediaRouteOptions {
@@ -37,6 +43,9 @@ export interface MediaRouteOptions {
 
 /** The log message for a file over the cap (operators grep for it). */
 export const MEDIA_TOO_LARGE_LOG = 'media file exceeds KITBRIDGE_MEDIA_MAX_BYTES';
+
+/** Error answers are plain text, never sniffed, never a document with powers. */
+const ERROR_HEADERS = { 'x-content-type-options': 'nosniff', 'content-security-policy': SANDBOX_CSP };
 
 /** Handler for `GET /media/*` (and HEAD). */
 export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
@@ -54,8 +63,8 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
     const verdict = token ? opts.signer.verify(token, now) : ({ ok: false, reason: 'tampered' } as const);
     if (!verdict.ok) {
       logger.debug({ reason: verdict.reason }, 'media link refused');
-      if (verdict.reason === 'expired') sendText(res, 410, 'This media link has expired');
-      else sendText(res, 403, 'Forbidden');
+      if (verdict.reason === 'expired') sendText(res, 410, 'This media link has expired', ERROR_HEADERS);
+      else sendText(res, 403, 'Forbidden', ERROR_HEADERS);
       return;
     }
     const { claims } = verdict;
@@ -64,6 +73,7 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
       etag,
       'cache-control': `private, max-age=${Math.max(0, Math.floor((claims.exp - now) / 1000))}`,
       'x-content-type-options': 'nosniff',
+      'content-security-policy': SANDBOX_CSP,
     };
     if (etagMatches(req.headers['if-none-match'], etag)) {
       res.writeHead(304, cacheHeaders);
@@ -72,7 +82,7 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
     }
     const tooLarge = (size: number) => {
       logger.warn({ clientId: claims.clientId, size, maxBytes }, MEDIA_TOO_LARGE_LOG);
-      sendText(res, 404, 'File too large to relay');
+      sendText(res, 404, 'File too large to relay', ERROR_HEADERS);
     };
     if (claims.file.size !== undefined && claims.file.size > maxBytes) return tooLarge(claims.file.size);
 
@@ -82,31 +92,47 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
     } catch (err) {
       if (err instanceof AttachmentGoneError) {
         logger.info({ clientId: claims.clientId }, 'media file is gone from the platform');
-        sendText(res, 404, 'Not Found');
+        sendText(res, 404, 'Not Found', ERROR_HEADERS);
       } else {
         logger.warn({ clientId: claims.clientId, err: safeError(err) }, 'media file could not be opened');
-        sendText(res, 502, 'Bad Gateway');
+        sendText(res, 502, 'Bad Gateway', ERROR_HEADERS);
       }
       return;
     }
     const stream = file.stream;
-    if (aborted) {
+    // Every stream a plugin hands back gets an error listener before anything else:
+    // an undici body destroyed unread (HEAD, 416, client gone) emits RequestAbortedError,
+    // and an 'error' event with no listener would end the process.
+    let released = false;
+    stream.on('error', (err: unknown) => {
+      if (released || aborted || res.writableFinished)
+        logger.debug({ clientId: claims.clientId, err: safeError(err) }, 'media stream closed early');
+      else logger.warn({ clientId: claims.clientId, err: safeError(err) }, 'media stream failed');
+    });
+    const release = () => {
+      released = true;
       stream.destroy();
-      return;
-    }
+    };
+    if (aborted) return release();
     const size = file.size;
     if (size !== undefined && size > maxBytes) {
-      stream.destroy();
+      release();
       return tooLarge(size);
     }
 
+    const contentType =
+      safeContentType(file.contentType) ??
+      safeContentType(claims.file.mimeType) ??
+      'application/octet-stream';
     const headers: OutgoingHttpHeaders = {
       ...cacheHeaders,
-      'content-type':
-        safeContentType(file.contentType) ??
-        safeContentType(claims.file.mimeType) ??
-        'application/octet-stream',
-      'content-disposition': contentDisposition(claims.file.fileName ?? file.fileName ?? 'file'),
+      'content-type': contentType,
+      // Only passive types open in the browser; HTML, SVG, XML, scripts are downloads.
+      'content-disposition': contentDisposition(
+        claims.file.fileName ?? file.fileName ?? 'file',
+        isPassiveType(contentType) ? 'inline' : 'attachment',
+      ),
+      'content-security-policy': mediaCsp(contentType),
       'accept-ranges': size === undefined ? 'none' : 'bytes',
     };
     let status = 200;
@@ -114,8 +140,8 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
     if (size !== undefined) {
       const wanted = rangeWanted(req, etag) ? parseRange(req.headers.range, size) : undefined;
       if (wanted === 'unsatisfiable') {
-        stream.destroy();
-        sendText(res, 416, 'Range Not Satisfiable', { 'content-range': `bytes */${size}` });
+        release();
+        sendText(res, 416, 'Range Not Satisfiable', { ...ERROR_HEADERS, 'content-range': `bytes */${size}` });
         return;
       }
       range = wanted;
@@ -128,7 +154,7 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
 
     res.writeHead(status, headers);
     if (req.method === 'HEAD') {
-      stream.destroy();
+      release();
       res.end();
       return;
     }
@@ -138,11 +164,15 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
     try {
       await pipeline(stream, bodyOf(size, range, maxBytes, onCap), res);
     } catch (err) {
+      released = true;
       if (aborted) logger.debug({ clientId: claims.clientId }, 'media download aborted by the client');
       else if (!(err instanceof CapExceeded)) {
         logger.warn({ clientId: claims.clientId, err: safeError(err) }, 'media stream failed midway');
       }
       // pipeline has destroyed the platform stream and the response (the client sees a reset).
+    } finally {
+      // A range served early ends the source unread: release it too.
+      if (!stream.destroyed) release();
     }
   };
 }

@@ -15,6 +15,7 @@ import type {
 import type { AgentMessageCallback } from '../kit/schemas.js';
 import type { Logger } from '../logger.js';
 import { MediaFetchError, type MediaFetcher } from '../media/fetch.js';
+import { transportFileName } from '../media/headers.js';
 
 export interface ToAgentMessageOptions {
   fetcher: MediaFetcher;
@@ -139,9 +140,11 @@ async function openAttachment(
   }
   let pending: FetchedFile | undefined = first;
   const maxBytes = opts.limits[sendAs].maxUploadBytes;
+  // Names come from Kit, the file's server or its URL: made safe once, here, for every plugin's upload.
+  const safeName = transportFileName(first.fileName);
   const attachment: OutboundAttachment = {
     kind: sendAs,
-    fileName: first.fileName,
+    fileName: safeName,
     url,
     ...(first.size !== undefined ? { size: first.size } : {}),
     ...(first.contentType ? { contentType: first.contentType } : {}),
@@ -149,7 +152,7 @@ async function openAttachment(
     open: async () => {
       const f = pending;
       pending = undefined;
-      return f ?? opts.fetcher.open(url, { maxBytes, fileName: first.fileName });
+      return f ?? opts.fetcher.open(url, { maxBytes, fileName: safeName });
     },
   };
   return {

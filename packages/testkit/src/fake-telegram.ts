@@ -66,6 +66,8 @@ export interface ReceivedFile {
   param?: string;
   fileName?: string;
   contentType?: string;
+  /** The part's headers as they arrived (names in lower case): to check what a client wrote. */
+  headers: Record<string, string>;
   bytes: Buffer;
 }
 
@@ -691,6 +693,7 @@ async function readCall(method: string, req: IncomingMessage, url: URL): Promise
     for (const [k, v] of Object.entries(parsed.fields)) params[k] = coerce(k, v);
     files = parsed.files.map((f) => ({
       field: f.name,
+      headers: f.headers,
       bytes: f.data,
       ...(f.fileName !== undefined ? { fileName: f.fileName } : {}),
       ...(f.contentType ? { contentType: f.contentType } : {}),

@@ -18,6 +18,7 @@ import {
   type Logger,
   type MediaLimits,
   PermanentDeliveryError,
+  quote,
   type ResolvedFile,
   type SelfChecking,
   silentLogger,
@@ -36,6 +37,7 @@ import { SELF_HOSTED_MEDIA_LIMITS, TELEGRAM_MEDIA_LIMITS } from './limits.js';
 import { planMessage, planText, type Step } from './outbound.js';
 import { type PacingOptions, pacing } from './pacing.js';
 import { ALLOWED_UPDATES, Poller, type PollingOptions } from './polling.js';
+import { checkUpdate } from './update-schema.js';
 import { createWebhookRoute, WEBHOOK_PATH } from './webhook.js';
 
 export interface TelegramConnectorOptions {
@@ -280,6 +282,15 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   private async handleUpdate(update: Update): Promise<void> {
     const ctx = this.ctx;
     if (!ctx) throw new Error('connector not started');
+    const checked = checkUpdate(update);
+    if (!checked.ok) {
+      // Confirmed all the same: Telegram would send it again for ever, and it would never fit.
+      this.logger.debug(
+        { update_id: update.update_id, problem: quote(checked.problem) },
+        'update of an unexpected shape ignored',
+      );
+      return;
+    }
     let mapped: ReturnType<typeof mapUpdate>;
     try {
       mapped = mapUpdate(update, { allowGroups: this.opts.allowGroups ?? false });

@@ -4,7 +4,12 @@
  * Kit's URL; then locations and contacts. Each message becomes a list of steps,
  * so a retry after a partial failure can resume where it stopped.
  */
-import type { AgentMessage, FetchedFile, OutboundAttachment } from '@kitbridge/core';
+import {
+  type AgentMessage,
+  type FetchedFile,
+  type OutboundAttachment,
+  transportFileName,
+} from '@kitbridge/core';
 import { type Api, GrammyError, InputFile } from 'grammy';
 import { splitText } from './split.js';
 
@@ -79,7 +84,8 @@ async function upload(
     const f = first ?? (await a.open());
     first = undefined;
     return chunks(f.stream);
-  }, a.fileName);
+    // grammY writes `filename=` unquoted into the part header: core's transport-safe name.
+  }, transportFileName(a.fileName));
   try {
     return await api[method](chatId, file);
   } finally {

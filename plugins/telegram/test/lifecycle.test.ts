@@ -67,6 +67,34 @@ describe('TelegramConnector, webhook mode', () => {
     expect(host.tc.received.map((m) => m.text)).toEqual(['fine']);
   });
 
+  it('confirms type-confused updates with 200 and forwards none of them', async () => {
+    const good = tg.buildMessage(alice, { text: 'ok' }) as unknown as Record<string, unknown>;
+    const chat = good['chat'] as Record<string, unknown>;
+    const from = good['from'] as Record<string, unknown>;
+    const confused: Record<string, unknown>[] = [
+      { ...good, text: 12345 },
+      { ...good, chat: { ...chat, id: 'not-a-number' } },
+      { ...good, from: { ...from, id: { nested: true } } },
+      { ...good, photo: { file_id: 'x' } },
+      { ...good, photo: [{ file_id: 7, file_unique_id: 'u', width: 1, height: 1 }] },
+      { ...good, document: 'doc' },
+      { ...good, location: { latitude: '1', longitude: 2 } },
+      { ...good, contact: { phone_number: 5 } },
+      { ...good, message_id: '1' },
+      { ...good, chat: null },
+    ];
+    for (const message of confused) {
+      const res = await tg.deliverWebhook({ message } as never);
+      expect(res.status, JSON.stringify(message)).toBe(200);
+    }
+    expect(host.tc.attempts).toHaveLength(0);
+    // Unknown fields and update kinds are fine.
+    expect(
+      (await tg.deliverWebhook({ message: { ...good, brand_new_field: { x: 1 } } } as never)).status,
+    ).toBe(200);
+    expect(host.tc.received.map((m) => m.text)).toEqual(['ok']);
+  });
+
   it('answers an error when receive fails, so Telegram sends the update again', async () => {
     host.tc.failNext(1);
     const update = tg.number({ message: tg.buildMessage(alice, { text: 'retry me' }) });
