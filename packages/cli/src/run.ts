@@ -50,10 +50,12 @@ export interface Prepared {
   platform: string;
 }
 
+/** `exclusive`: hold the store for this process alone (`run`; `check` shares it). */
 export async function prepare(
   platformName: string | undefined,
   env: NodeJS.ProcessEnv,
   level?: LoggerOptions['level'],
+  { exclusive = false }: { exclusive?: boolean } = {},
 ): Promise<Prepared> {
   const plugin = await loadPlatform(platformName);
   const [core, store, log, platform] = parseAll<
@@ -66,7 +68,7 @@ export async function prepare(
   });
   let storeHandle: Store;
   try {
-    storeHandle = await openStore(store.KITBRIDGE_STORE);
+    storeHandle = await openStore(store.KITBRIDGE_STORE, { exclusive });
   } catch (err) {
     throw new Error(`KITBRIDGE_STORE: ${(err as Error).message}`);
   }
@@ -81,7 +83,10 @@ export async function run(
   platformName: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Bridge> {
-  const { config, logger, store, connector, platform } = await prepare(platformName, env);
+  // Two connectors on one store would deliver each other's items (and fight over the platform).
+  const { config, logger, store, connector, platform } = await prepare(platformName, env, undefined, {
+    exclusive: true,
+  });
   const bridge = await startBridge({ config, connector, store, logger });
   logger.info({ platform, url: config.publicUrl }, 'kitbridge running');
   return bridge;

@@ -15,7 +15,12 @@ export const storeEnvSchema = z.object({
     .describe('Durable store: sqlite:PATH, or memory: for tests and the demo'),
 });
 
-export async function openStore(url: string): Promise<Store> {
+/**
+ * Opens the store at `url`. `exclusive` (`kitbridge run`): hold it for this
+ * process alone; another `run` on the same file fails with a message naming
+ * this one. Operator commands open it shared.
+ */
+export async function openStore(url: string, opts: { exclusive?: boolean } = {}): Promise<Store> {
   if (url === 'memory:') return new MemoryStore();
-  return openSqliteStore(url.slice('sqlite:'.length));
+  return openSqliteStore(url.slice('sqlite:'.length), { exclusive: opts.exclusive ?? false });
 }

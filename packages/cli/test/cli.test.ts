@@ -1,9 +1,10 @@
 /** The `kitbridge` binary as an operator meets it: a real child process, real env. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '@kitbridge/store-sqlite';
+import { FakeKit, FakeTelegram, fakeBotToken, freePort } from '@kitbridge/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const bin = new URL('../bin/kitbridge.js', import.meta.url).pathname;
@@ -124,6 +125,86 @@ describe('kitbridge run: configuration', () => {
     const r = kitbridge(['run', 'telegram'], { ...valid, KITBRIDGE_STORE: `sqlite:${file}` });
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/KITBRIDGE_STORE: .*corrupt\.db/);
+  });
+});
+
+describe('kitbridge run: one process per store', () => {
+  it('a second run on the same store file refuses to start and names the first; outbox works beside it', async () => {
+    const creds = {
+      account: 'acme',
+      apiToken: 'lock-api-token-SECRET',
+      channelUuid: 'lock-chan-01',
+      salt: 's',
+    };
+    const kit = new FakeKit(creds);
+    await kit.start();
+    const token = fakeBotToken();
+    const tg = new FakeTelegram({ token });
+    await tg.start();
+    const store = join(tmp, 'one-store', 'kitbridge.db');
+    const env = async () => {
+      const port = await freePort();
+      return {
+        ...valid,
+        PATH: process.env.PATH ?? '',
+        KIT_IM_URL: kit.url,
+        KIT_ACCOUNT: creds.account,
+        KIT_API_TOKEN: creds.apiToken,
+        KIT_CHANNEL_UUID: creds.channelUuid,
+        KIT_CHANNEL_SALT: creds.salt,
+        KITBRIDGE_PORT: String(port),
+        KITBRIDGE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        KITBRIDGE_STORE: `sqlite:${store}`,
+        TELEGRAM_BOT_TOKEN: token,
+        TELEGRAM_API_ROOT: tg.apiRoot,
+      };
+    };
+    // Async children: the fakes in this process must keep answering the first one.
+    const start = (e: Record<string, string>) => {
+      const child = spawn(process.execPath, [bin, 'run', 'telegram'], { env: e });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      return { child, out: () => out, exited };
+    };
+    const first = start(await env());
+    let second: ReturnType<typeof start> | undefined;
+    try {
+      const end = Date.now() + 20_000;
+      while (!first.out().includes('"msg":"kitbridge running"')) {
+        if (Date.now() > end) throw new Error(`first run did not start: ${first.out()}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const connects = tg.callsOf('deleteWebhook').length;
+
+      second = start(await env());
+      const timeout = new Promise<string>((r) => setTimeout(() => r('still running'), 10_000).unref());
+      expect(await Promise.race([second.exited, timeout])).toBe(1);
+      expect(second.out()).toContain(
+        `kitbridge: KITBRIDGE_STORE: cannot open the SQLite store ${store}: it is in use by another process ` +
+          `(pid ${first.child.pid} on host ${os.hostname()}, since `,
+      );
+      expect(second.out()).toContain('stop that one first, or give this one a file of its own');
+      expect(second.out()).not.toContain('SECRET');
+      // It stopped before anything else: it did not take the first one's long poll.
+      expect(tg.callsOf('deleteWebhook')).toHaveLength(connects);
+      expect(first.child.exitCode).toBeNull();
+
+      const status = await new Promise<number | null>((resolve) =>
+        spawn(process.execPath, [bin, 'outbox'], { env: { KITBRIDGE_STORE: `sqlite:${store}` } }).on(
+          'exit',
+          resolve,
+        ),
+      );
+      expect(status).toBe(0);
+    } finally {
+      if (second?.child.exitCode === null) second.child.kill('SIGKILL');
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+      await tg.close();
+      await kit.close();
+    }
   });
 });
 

@@ -54,6 +54,8 @@ export class StoreLock {
     }
     try {
       db.pragma('locking_mode = EXCLUSIVE');
+      // Nothing is ever written: no journal file beside it (EXCLUSIVE mode would keep one).
+      db.pragma('journal_mode = MEMORY');
       // Held from here until the connection closes: EXCLUSIVE mode never gives a lock back.
       db.exec('BEGIN EXCLUSIVE; COMMIT');
     } catch (err) {
