@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../logger.js';
+import { type Logger, quote } from '../logger.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -104,13 +104,25 @@ export class HttpServer {
     Promise.resolve()
       .then(() => handler(req, res))
       .catch((err: unknown) => {
+        if (!(err instanceof HttpError) && clientGone(req)) {
+          // The client hung up mid-body: normal on the internet, nothing to answer.
+          this.opts.logger.debug({ path: quote(path) }, 'request aborted by the client');
+          res.destroy();
+          return;
+        }
         const status = err instanceof HttpError ? err.status : 500;
-        if (status >= 500) this.opts.logger.error({ err: errorSummary(err), path }, 'request failed');
+        if (status >= 500)
+          this.opts.logger.error({ err: errorSummary(err), path: quote(path) }, 'request failed');
         if (!res.headersSent)
           sendText(res, status, err instanceof HttpError ? err.message : 'Internal Server Error');
         else res.destroy();
       });
   }
+}
+
+/** True when the request's connection is gone before its body was read. */
+function clientGone(req: IncomingMessage): boolean {
+  return !req.complete && (req.destroyed || req.socket.destroyed);
 }
 
 export function pathOf(url: string | undefined): string {
