@@ -180,16 +180,48 @@ export type MediaLimits = Record<MediaKind, MediaLimit>;
 // ---------------------------------------------------------------- states
 
 /**
- * Explicit connection states, as mautrix bridgev2 has them. `/readyz` is ready only
- * in `connected`. `failed` means operator action is needed (revoked token, another
- * consumer holds it): core logs the reason and stays up but not ready.
+ * Explicit connection states, as mautrix bridgev2 has them. What `/readyz` answers:
+ * - `connected`: 200, intake runs here;
+ * - `standby`: 200, a replica that does not hold the platform's singleton job
+ *   (Telegram long polling, a Discord gateway session) but serves callbacks,
+ *   webhooks and media, so a load balancer keeps sending it requests;
+ * - `starting`, `reconnecting`: 503 until connected again (the outbox keeps what waits);
+ * - `failed`: 503; operator action is needed (revoked token, another consumer
+ *   holds it): core logs the reason and stays up, serving what it can;
+ * - `stopped`: 503.
  */
-export type ConnectionState = 'starting' | 'connected' | 'reconnecting' | 'failed' | 'stopped';
+export type ConnectionState = 'starting' | 'connected' | 'standby' | 'reconnecting' | 'failed' | 'stopped';
+
+/**
+ * Why a connector is in its state, for machines (alerts, dashboards); `reason`
+ * says it for people. Plugins may add their own lower-case codes.
+ */
+export type StatusCode =
+  /** The platform refused the credentials (revoked or wrong token). */
+  | 'bad_credentials'
+  /** A permission, scope or privileged intent the mode needs is missing. */
+  | 'missing_permission'
+  /** Another consumer holds the platform session (Telegram 409). */
+  | 'conflict'
+  /** The platform is throttling us. */
+  | 'rate_limited'
+  /** The platform cannot be reached (DNS, connect, TLS, 5xx). */
+  | 'network'
+  /** Another replica holds the singleton job (state `standby`). */
+  | 'not_leader'
+  | (string & {});
 
 export interface ConnectionStatus {
   state: ConnectionState;
+  /** Machine-readable cause, when the state has one (see {@link StatusCode}). */
+  code?: StatusCode;
   /** Human-readable and secret-free. */
   reason?: string;
+}
+
+/** States in which `/readyz` answers 200. */
+export function isReadyState(state: ConnectionState): boolean {
+  return state === 'connected' || state === 'standby';
 }
 
 // ---------------------------------------------------------------- context
@@ -200,8 +232,12 @@ export interface ConnectorContext {
    * Hands a customer message to the relay. Resolves once it is durably stored
    * (or recognised as a duplicate): acknowledge the platform only after that.
    * Rejects when the store cannot take it; then do not acknowledge. It does no
-   * network I/O (one local store write), so a platform that wants its ack within
-   * seconds (Slack's Events API: 3 s) can await it before answering.
+   * platform or Kit I/O and a bounded number of store round trips (one for a
+   * known customer), and it does not wait for the customer's record to be
+   * updated once the message is safe; so a platform that wants its ack within
+   * seconds (Slack's Events API: 3 s) can await it before answering. Do not
+   * call the platform before it either: profile lookups belong in
+   * {@link ProfileResolving}, which runs later.
    */
   receive(message: InboundMessage): Promise<ReceiveResult>;
   /**
@@ -222,6 +258,28 @@ export interface ConnectorContext {
   logger: Logger;
   /** Aborted when the process begins to stop. */
   signal: AbortSignal;
+  /**
+   * Durable cursors for platforms whose push connection has no acknowledgement
+   * (Discord's gateway): record the last message seen per channel, and on start
+   * or after a reconnect fetch what came after it. Dedupe makes the overlap
+   * harmless, so set it after `receive` resolved, never before.
+   */
+  checkpoints?: Checkpoints;
+  /**
+   * Runs `job` in exactly one process of all replicas sharing the store (a lease
+   * in the store; SQLite and memory grant it to their one process at once). The
+   * job's signal aborts when the lease is lost or the process stops: stop then,
+   * and a new holder starts it again. Telegram long polling and a Discord gateway
+   * session are such jobs. Report `standby` while not holding it. Returns at once.
+   */
+  exclusive?(name: string, job: (signal: AbortSignal) => Promise<void>): void;
+}
+
+/** A small durable key-value of cursors, per connector. One store round trip per call; no platform I/O. */
+export interface Checkpoints {
+  get(key: string): Promise<string | undefined>;
+  /** Stored when it resolves. */
+  set(key: string, value: string): Promise<void>;
 }
 
 // ---------------------------------------------------------------- the connector
@@ -270,12 +328,29 @@ export interface ChannelConnector {
 
   /**
    * Sends one agent message. Called at least once per Kit event, in order per
-   * client, never concurrently for one client. Use `message.eventId` to avoid
-   * doubles where the platform allows it.
+   * client, never concurrently for one client (under the client's lease). Use
+   * `message.eventId` to avoid doubles where the platform allows it.
+   *
+   * A message that takes several platform sends (a long text split, several
+   * files) records each one with `work.progress.save` as soon as it is sent,
+   * not when the attempt fails: a retry in this process, after a restart or on
+   * another replica then resumes instead of repeating ({@link sendSteps} does
+   * it). Stop when `work.signal` aborts (the attempt's deadline passed or the
+   * process stops): hand the signal to every platform call. May return the
+   * platform's message ids.
    */
-  deliver(target: DeliveryTarget, message: AgentMessage): Promise<void>;
-  /** Kit closed the conversation: tell the customer if configured, else a no-op. */
-  closeConversation(target: DeliveryTarget, reason: CloseReason, closingText?: string): Promise<void>;
+  deliver(
+    target: DeliveryTarget,
+    message: AgentMessage,
+    work?: DeliveryWork,
+  ): Promise<DeliveryReceipt | void>;
+  /** Kit closed the conversation: tell the customer if configured, else a no-op. Same rules as `deliver`. */
+  closeConversation(
+    target: DeliveryTarget,
+    reason: CloseReason,
+    closingText?: string,
+    work?: DeliveryWork,
+  ): Promise<DeliveryReceipt | void>;
   /**
    * Opens a platform file for the media proxy. Called when Kit fetches the URL,
    * possibly days later. Throw {@link AttachmentGoneError} when the platform no
@@ -288,11 +363,60 @@ export class AttachmentGoneError extends Error {
   override name = 'AttachmentGoneError';
 }
 
+// ---------------------------------------------------------------- delivery work
+
+/** What an attempt of one delivery is given besides the message. */
+export interface DeliveryWork {
+  /** Aborts at the attempt's deadline (KITBRIDGE_DELIVERY_TIMEOUT) or when the process stops. */
+  signal: AbortSignal;
+  progress: DeliveryProgress;
+}
+
+/** The durable progress of one delivery, kept across retries, restarts and replicas. */
+export interface DeliveryProgress {
+  /** What earlier attempts recorded; undefined on the first attempt. */
+  readonly done: JsonObject | undefined;
+  /**
+   * Records progress; resolves once stored. Rejects when this process lost the
+   * client to another (its lease expired): stop without sending more.
+   */
+  save(progress: JsonObject): Promise<void>;
+}
+
+/** What a delivery may report back. */
+export interface DeliveryReceipt {
+  /** The platform's ids of the messages sent, in order. */
+  platformMessageIds?: string[];
+}
+
 // ---------------------------------------------------------------- optional capabilities
 
 /** Shows "typing…" to the customer. Core calls it at most once per burst of agent messages. */
 export interface TypingCapable {
   sendTyping(target: DeliveryTarget): Promise<void>;
+}
+
+/**
+ * Looks a customer's profile up on the platform, late: the inbound worker calls
+ * it just before the customer's event goes to Kit, never while a platform
+ * waits for its acknowledgement (Slack wants its ack within 3 s). Core caches
+ * the answer per client for `profileTtlMs` (default one day) and merges it
+ * under what the message itself carried. A rejection or a timeout sends the
+ * event with what is known: it never holds a message back. Honour the signal.
+ */
+export interface ProfileResolving {
+  resolveProfile(target: DeliveryTarget, signal: AbortSignal): Promise<ClientProfile | undefined>;
+  readonly profileTtlMs?: number;
+}
+
+/**
+ * Media limits that depend on where a message goes (Discord's upload limit
+ * depends on the server's boost level). Called before each delivery with
+ * files; may look the target up on the platform (cache it). Falls back to
+ * `mediaLimits` when it rejects.
+ */
+export interface TargetMediaLimits {
+  mediaLimitsFor(target: DeliveryTarget, signal: AbortSignal): Promise<MediaLimits>;
 }
 
 /** Checks platform configuration before anything starts (no network). Return a list of problems. */
@@ -311,6 +435,14 @@ export interface SelfChecking {
 
 export function isSelfChecking(c: ChannelConnector): c is ChannelConnector & SelfChecking {
   return typeof (c as Partial<SelfChecking>).selfCheck === 'function';
+}
+
+export function isProfileResolving(c: ChannelConnector): c is ChannelConnector & ProfileResolving {
+  return typeof (c as Partial<ProfileResolving>).resolveProfile === 'function';
+}
+
+export function hasTargetMediaLimits(c: ChannelConnector): c is ChannelConnector & TargetMediaLimits {
+  return typeof (c as Partial<TargetMediaLimits>).mediaLimitsFor === 'function';
 }
 
 export function isTypingCapable(c: ChannelConnector): c is ChannelConnector & TypingCapable {

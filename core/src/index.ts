@@ -1,4 +1,5 @@
 export * from './bridge.js';
+export * from './cache.js';
 export * from './config.js';
 export * from './connector.js';
 export * from './container.js';
@@ -18,8 +19,10 @@ export * from './outbox.js';
 export * from './plugin.js';
 export * from './relay/clients.js';
 export * from './relay/relay.js';
+export * from './relay/steps.js';
 export * from './relay/to-kit.js';
 export * from './relay/to-platform.js';
 export * from './retry.js';
 export * from './store/memory.js';
 export * from './store/store.js';
+export * from './text/split.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitText } from '../src/split.js';
+import { splitText } from '../src/text/split.js';
 
 /** Everything but whitespace, in order: what must survive a split. */
 const content = (s: string) => s.replace(/\s+/g, '');
@@ -20,9 +20,9 @@ function check(text: string, limit: number): string[] {
 describe('splitText', () => {
   it('keeps short text as one piece and gives nothing for empty or blank text', () => {
     expect(splitText('hello', 4096)).toEqual(['hello']);
-    expect(splitText('x'.repeat(4096))).toEqual(['x'.repeat(4096)]);
-    expect(splitText('')).toEqual([]);
-    expect(splitText('   \n  ')).toEqual([]);
+    expect(splitText('x'.repeat(4096), 4096)).toEqual(['x'.repeat(4096)]);
+    expect(splitText('', 4096)).toEqual([]);
+    expect(splitText('   \n  ', 4096)).toEqual([]);
   });
 
   it('splits at a paragraph break before a line break', () => {

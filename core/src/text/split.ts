@@ -1,5 +1,6 @@
 /**
- * Splits long text into messages Telegram accepts, never dropping content and
+ * Splits long text into messages a platform accepts (Telegram 4096, Discord
+ * 2000, Slack 4000 characters), never dropping content and
  * never cutting inside a word unless one word is longer than a whole message.
  *
  * In each window of `limit` characters the cut goes at the last paragraph break,
@@ -8,9 +9,8 @@
  * and taking one from the first half only when the second has none. A word longer
  * than the limit is cut at the last grapheme boundary, so emoji (surrogate pairs,
  * ZWJ sequences, flags) are never broken. Lengths are UTF-16 code units, as
- * JavaScript and Telegram count them.
+ * JavaScript, Telegram and Discord count them.
  */
-import { TEXT_LIMIT } from './limits.js';
 
 type Cut = { at: number; kind: 'line' | 'space' };
 
@@ -32,7 +32,7 @@ const FINDERS: ((window: string) => Cut[])[] = [
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** Splits `text` into pieces of at most `limit` UTF-16 code units; empty text gives no pieces. */
-export function splitText(text: string, limit: number = TEXT_LIMIT): string[] {
+export function splitText(text: string, limit: number): string[] {
   if (limit < 2) throw new RangeError('limit must be at least 2');
   const pieces: string[] = [];
   let rest = text;

@@ -14,13 +14,17 @@ import {
   type ConfigValidating,
   type ConnectionStatus,
   type ConnectorContext,
+  type DeliveryReceipt,
   type DeliveryTarget,
+  type DeliveryWork,
   type Logger,
   type MediaLimits,
   PermanentDeliveryError,
   quote,
   type ResolvedFile,
   type SelfChecking,
+  type SendStep,
+  sendSteps,
   silentLogger,
   sleep,
   type TypingCapable,
@@ -34,7 +38,7 @@ import { safeError, toDeliveryError } from './errors.js';
 import { TelegramFiles } from './files.js';
 import { mapUpdate } from './inbound.js';
 import { SELF_HOSTED_MEDIA_LIMITS, TELEGRAM_MEDIA_LIMITS } from './limits.js';
-import { planMessage, planText, type Step } from './outbound.js';
+import { grammySignal, planMessage, planText, type Step } from './outbound.js';
 import { type PacingOptions, pacing } from './pacing.js';
 import { ALLOWED_UPDATES, Poller, type PollingOptions } from './polling.js';
 import { checkUpdate } from './update-schema.js';
@@ -84,8 +88,6 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   private poller?: Poller;
   private run?: AbortController;
   private connecting?: Promise<void>;
-  /** Steps already done per Kit event, so a retried delivery resumes instead of repeating. */
-  private readonly progress = new Map<string, number>();
 
   constructor(private readonly opts: TelegramConnectorOptions) {
     this.apiRoot = (opts.apiRoot ?? DEFAULT_API_ROOT).replace(/\/+$/, '');
@@ -193,20 +195,32 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
     this.setStatus({ state: 'stopped' });
   }
 
-  async deliver(target: DeliveryTarget, message: AgentMessage): Promise<void> {
+  async deliver(
+    target: DeliveryTarget,
+    message: AgentMessage,
+    work?: DeliveryWork,
+  ): Promise<DeliveryReceipt> {
     const chatId = this.chatOf(target);
-    await this.runSteps(message.eventId, planMessage(chatId, message));
+    return sendSteps(this.calls(planMessage(chatId, message)), work);
   }
 
-  async closeConversation(target: DeliveryTarget, _reason: CloseReason, closingText?: string): Promise<void> {
-    if (!closingText) return;
+  async closeConversation(
+    target: DeliveryTarget,
+    _reason: CloseReason,
+    closingText?: string,
+    work?: DeliveryWork,
+  ): Promise<DeliveryReceipt> {
+    if (!closingText) return {};
     const chatId = this.chatOf(target);
-    for (const step of planText(chatId, closingText)) await this.call(step);
+    return sendSteps(this.calls(planText(chatId, closingText)), work);
   }
 
   async sendTyping(target: DeliveryTarget): Promise<void> {
     const chatId = this.chatOf(target);
-    await this.call((api) => api.sendChatAction(chatId, 'typing'));
+    await this.call(
+      (api, signal) => api.sendChatAction(chatId, 'typing', {}, grammySignal(signal)),
+      AbortSignal.timeout(10_000),
+    );
   }
 
   resolveAttachment(ref: AttachmentRef): Promise<ResolvedFile> {
@@ -329,31 +343,17 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
     return chatId;
   }
 
-  private async call(step: Step): Promise<void> {
+  /** One Bot API call, its errors turned into core's delivery errors (secret-free). */
+  private async call(step: Step, signal: AbortSignal): Promise<unknown> {
     try {
-      await step(this.bot.api);
+      return await step(this.bot.api, signal);
     } catch (err) {
       throw toDeliveryError(err, this.opts.token);
     }
   }
 
-  /** Runs the steps of one Kit event, skipping those a failed earlier attempt already sent. */
-  private async runSteps(eventId: string, steps: Step[]): Promise<void> {
-    let done = this.progress.get(eventId) ?? 0;
-    for (; done < steps.length; done++) {
-      try {
-        await this.call(steps[done]!);
-      } catch (err) {
-        if (done > 0) this.remember(eventId, done);
-        throw err;
-      }
-    }
-    this.progress.delete(eventId);
-  }
-
-  private remember(eventId: string, done: number): void {
-    this.progress.set(eventId, done);
-    if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value!);
+  private calls(steps: Step[]): SendStep[] {
+    return steps.map((step) => (signal) => this.call(step, signal));
   }
 
   private setStatus(status: ConnectionStatus): void {

@@ -21,6 +21,5 @@ export {
 export { type PacingOptions, pacing } from './pacing.js';
 export { telegramPlugin } from './plugin.js';
 export type { PollingOptions } from './polling.js';
-export { splitText } from './split.js';
 export { checkUpdate } from './update-schema.js';
 export { WEBHOOK_BODY_LIMIT_BYTES, WEBHOOK_PATH } from './webhook.js';

@@ -159,25 +159,53 @@ describe('TelegramConnector, delivery', () => {
     expect(tg.callsOf('sendMessage')).toHaveLength(1);
   });
 
-  it('a retried delivery resumes after the steps that were sent', async () => {
+  it('a retried delivery resumes after the steps recorded in its progress, and honours the deadline', async () => {
     const msg = agentMessage({
       text: 'first',
       attachments: [files.attachment('/r.pdf', 'document', 'r.pdf', Buffer.from('r'))],
     });
+    // The durable progress of one delivery, as the outbox keeps it in the store.
+    let done: Record<string, unknown> | undefined;
+    const saves: unknown[] = [];
+    const work = () => ({
+      signal: new AbortController().signal,
+      progress: {
+        done: done as never,
+        save: async (p: Record<string, unknown>) => {
+          saves.push(p);
+          done = p;
+        },
+      },
+    });
     tg.failNext('sendDocument', { error_code: 400, description: 'Bad Request: a passing hiccup' });
     tg.failNext('sendDocument', { error_code: 400, description: 'Bad Request: a passing hiccup' });
-    await expect(conn.deliver(target, msg)).rejects.toThrow(/hiccup/);
-    await expect(conn.deliver(target, msg)).rejects.toThrow(/hiccup/);
-    await conn.deliver(target, msg);
+    await expect(conn.deliver(target, msg, work())).rejects.toThrow(/hiccup/);
+    // Recorded as soon as the text went out, before the document failed.
+    expect(saves).toHaveLength(1);
+    await expect(conn.deliver(target, msg, work())).rejects.toThrow(/hiccup/);
+    const receipt = await conn.deliver(target, msg, work());
     expect(tg.sent.map((c) => c.method)).toEqual([
       'sendMessage',
       'sendDocument',
       'sendDocument',
       'sendDocument',
     ]);
+    expect(receipt?.platformMessageIds).toHaveLength(2);
     // A new event starts from its first step.
-    await conn.deliver(target, { ...msg, eventId: 'another' });
+    done = undefined;
+    await conn.deliver(target, { ...msg, eventId: 'another' }, work());
     expect(tg.sent.map((c) => c.method).slice(4)).toEqual(['sendMessage', 'sendDocument']);
+    // An aborted signal sends nothing.
+    const aborted = new AbortController();
+    aborted.abort(new Error('deadline'));
+    done = undefined;
+    await expect(
+      conn.deliver(target, msg, {
+        signal: aborted.signal,
+        progress: { done: undefined, save: async () => {} },
+      }),
+    ).rejects.toThrow();
+    expect(tg.sent).toHaveLength(6);
   });
 
   it('closeConversation sends the closing text, or nothing', async () => {
