@@ -99,6 +99,8 @@ export class Bridge {
       logger: this.logger.child({ part: connector.name }),
       signal: this.abort.signal,
     });
+    // The connector's routes are in place: an unknown path is a 404 now, not "starting".
+    this.http.started();
     await this.relay.outbound.start();
     this.schedulePrune();
     return this.address;

@@ -56,11 +56,26 @@ export interface HttpServerOptions {
   logger: Logger;
 }
 
+/** Retry-After of the 503 for a path nobody routes yet while the bridge starts, seconds. */
+export const STARTING_RETRY_AFTER_S = 5;
+
 export class HttpServer {
   readonly router = new Router();
   private server?: Server;
+  /**
+   * Until {@link HttpServer.started}: the server listens before the connector
+   * has added its routes, so a path nobody routes yet may be one that is about
+   * to exist (a platform's webhook right after a restart). It gets 503 with
+   * Retry-After, which platforms retry, rather than a 404, which they drop.
+   */
+  private starting = true;
 
   constructor(private readonly opts: HttpServerOptions) {}
+
+  /** Every route is in place: an unknown path is a 404 from now on. */
+  started(): void {
+    this.starting = false;
+  }
 
   async listen(): Promise<AddressInfo> {
     const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
@@ -94,6 +109,11 @@ export class HttpServer {
     const path = pathOf(req.url);
     const handler = this.router.match(req.method ?? 'GET', path);
     if (!handler) {
+      if (this.starting && !this.router.knows(path)) {
+        req.resume();
+        sendText(res, 503, 'Starting', { 'retry-after': String(STARTING_RETRY_AFTER_S) });
+        return;
+      }
       sendText(
         res,
         this.router.knows(path) ? 405 : 404,
