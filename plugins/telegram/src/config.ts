@@ -4,12 +4,15 @@
  * message naming the variable; the token itself is never echoed.
  */
 import { z } from 'zod';
+import { DEFAULT_MAX_PER_SECOND, MAX_PER_SECOND_LIMIT } from './pacing.js';
 
 /** The cloud Bot API; self-hosted servers (telegram-bot-api) set TELEGRAM_API_ROOT. */
 export const DEFAULT_API_ROOT = 'https://api.telegram.org';
 
 const TOKEN_SHAPE = /^\d+:[A-Za-z0-9_-]{30,}$/;
 const SECRET_SHAPE = /^[A-Za-z0-9_-]{1,256}$/;
+
+const PER_SECOND_MESSAGE = `TELEGRAM_MAX_PER_SECOND: expected a whole number from 0 to ${MAX_PER_SECOND_LIMIT} (messages per second overall; 0 turns pacing off, for benchmarks only)`;
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -46,6 +49,15 @@ export const telegramEnvSchema = z
     TELEGRAM_ALLOW_GROUPS: bool
       .default(false)
       .describe('Serve group chats too: each group is one client (default: private chats only)'),
+    TELEGRAM_MAX_PER_SECOND: z
+      .string()
+      .regex(/^\d{1,4}$/, { message: PER_SECOND_MESSAGE })
+      .transform(Number)
+      .refine((n) => n <= MAX_PER_SECOND_LIMIT, { message: PER_SECOND_MESSAGE })
+      .default(DEFAULT_MAX_PER_SECOND)
+      .describe(
+        'Messages per second overall, up to 1000 with paid broadcasts (0: no pacing, benchmarks only)',
+      ),
   })
   .superRefine((env, ctx) => {
     if (env.TELEGRAM_MODE === 'webhook' && !env.TELEGRAM_WEBHOOK_SECRET) {

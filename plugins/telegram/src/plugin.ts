@@ -2,6 +2,7 @@
 import type { ConnectorPlugin } from '@kitbridge/core';
 import { type TelegramEnv, telegramEnvSchema } from './config.js';
 import { TelegramConnector } from './connector.js';
+import { pacingFor } from './pacing.js';
 
 export const telegramPlugin: ConnectorPlugin<TelegramEnv> = {
   name: 'telegram',
@@ -14,6 +15,7 @@ export const telegramPlugin: ConnectorPlugin<TelegramEnv> = {
       mode: env.TELEGRAM_MODE,
       ...(env.TELEGRAM_WEBHOOK_SECRET ? { webhookSecret: env.TELEGRAM_WEBHOOK_SECRET } : {}),
       allowGroups: env.TELEGRAM_ALLOW_GROUPS,
+      pacing: pacingFor(env.TELEGRAM_MAX_PER_SECOND),
       publicUrl: ctx.publicUrl,
       logger: ctx.logger,
     }),

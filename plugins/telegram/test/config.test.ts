@@ -12,6 +12,7 @@ describe('telegramPlugin env', () => {
       TELEGRAM_API_ROOT: 'https://api.telegram.org',
       TELEGRAM_MODE: 'polling',
       TELEGRAM_ALLOW_GROUPS: false,
+      TELEGRAM_MAX_PER_SECOND: 30,
     });
   });
 
@@ -22,8 +23,13 @@ describe('telegramPlugin env', () => {
       TELEGRAM_MODE: 'webhook',
       TELEGRAM_WEBHOOK_SECRET: 's3cr3t_-X',
       TELEGRAM_ALLOW_GROUPS: 'true',
+      TELEGRAM_MAX_PER_SECOND: '1000',
     });
-    expect(env).toMatchObject({ TELEGRAM_API_ROOT: 'http://127.0.0.1:8081', TELEGRAM_ALLOW_GROUPS: true });
+    expect(env).toMatchObject({
+      TELEGRAM_API_ROOT: 'http://127.0.0.1:8081',
+      TELEGRAM_ALLOW_GROUPS: true,
+      TELEGRAM_MAX_PER_SECOND: 1000,
+    });
     expect(telegramPlugin.secrets(env)).toEqual([TOKEN, 's3cr3t_-X']);
   });
 
@@ -58,6 +64,20 @@ describe('telegramPlugin env', () => {
     expect(() => parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_MODE: 'hook' })).toThrow(
       /TELEGRAM_MODE/,
     );
+  });
+
+  it('takes TELEGRAM_MAX_PER_SECOND from 0 (no pacing) to 1000, and names it when it is wrong', () => {
+    const perSecond = (v: string) =>
+      parseEnv(telegramPlugin.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_MAX_PER_SECOND: v })
+        .TELEGRAM_MAX_PER_SECOND;
+    expect(perSecond('0')).toBe(0);
+    expect(perSecond('1')).toBe(1);
+    expect(perSecond('1000')).toBe(1000);
+    for (const bad of ['1001', '-1', '1.5', '30/s', 'fast', '1e3', ' 30', '0x10']) {
+      expect(() => perSecond(bad), bad).toThrow(
+        /^ {2}TELEGRAM_MAX_PER_SECOND: expected a whole number from 0 to 1000/m,
+      );
+    }
   });
 
   it('describes every variable', () => {
