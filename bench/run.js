@@ -42,6 +42,7 @@ const baseEnv = {
   KITBRIDGE_PUBLIC_URL: 'http://127.0.0.1:1',
   KITBRIDGE_MEDIA_SECRET: 'bench-media-secret-0123456789abcdef',
   KITBRIDGE_LOG_LEVEL: 'warn',
+  KITBRIDGE_DRAIN: '0',
   TELEGRAM_BOT_TOKEN: '123456:BENCHbenchBENCHbenchBENCHbench1234',
   TELEGRAM_API_ROOT: tg.url,
   TELEGRAM_MODE: 'webhook',

@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { DependencyContainer } from 'tsyringe';
-import { type CoreConfig, KIT_LOGIN_HINT } from './config.js';
+import { type CoreConfig, DEFAULT_DRAIN_MS, KIT_LOGIN_HINT } from './config.js';
 import { type ChannelConnector, type ConnectionStatus, isConfigValidating } from './connector.js';
 import { createContainer, TOKENS } from './container.js';
 import { type HttpServer, sendJson, sendText } from './http/router.js';
@@ -24,6 +24,23 @@ import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 
 const PRUNE_INTERVAL_MS = 60 * 60_000;
+
+/** Options of {@link Bridge.stop}. */
+export interface StopOptions {
+  /**
+   * The drain window, ms: `/readyz` answers 503 at once (a load balancer takes
+   * the process out of rotation), but callbacks, platform webhooks and media
+   * links are still served and stored for this long, so what Kit or the
+   * platform sent just before the signal is answered, not refused. Default:
+   * `config.drainMs`, else {@link DEFAULT_DRAIN_MS}.
+   */
+  drainMs?: number;
+  /**
+   * After intake stopped: how long open requests (at most 5 s of it) and then
+   * running deliveries may take to finish, ms. Default 10 000.
+   */
+  graceMs?: number;
+}
 
 export interface BridgeOptions {
   config: CoreConfig;
@@ -43,6 +60,8 @@ export class Bridge {
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private kitReady = false;
+  /** Set at the first {@link Bridge.stop}: /readyz answers 503 from then on. */
+  private stopRequested = false;
   private stopping?: Promise<void>;
   private pruneTimer?: NodeJS.Timeout;
 
@@ -106,11 +125,25 @@ export class Bridge {
     return this.address;
   }
 
-  /** Stops intake, lets running deliveries finish (bounded), leaves the rest in the store. Idempotent. */
-  stop(graceMs = 10_000): Promise<void> {
+  /**
+   * Stops without losing what was acknowledged, in this order: `/readyz` turns
+   * 503; for the drain window callbacks, webhooks and media are still served
+   * (and stored); then intake stops (the connector); the HTTP server closes,
+   * waiting for open requests; running deliveries finish (bounded) and the rest
+   * stays in the store; the store closes last. Idempotent: later calls return
+   * the first one's promise. A number is `graceMs` (see {@link StopOptions}).
+   */
+  stop(options: StopOptions | number = {}): Promise<void> {
+    const { graceMs = 10_000, drainMs = this.options.config.drainMs ?? DEFAULT_DRAIN_MS } =
+      typeof options === 'number' ? { graceMs: options } : options;
     this.stopping ??= (async () => {
-      this.abort.abort(new Error('stopping'));
+      this.stopRequested = true;
       clearInterval(this.pruneTimer);
+      if (this.address && drainMs > 0) {
+        this.logger.info({ drainMs }, 'stopping: not ready, still serving callbacks, webhooks and media');
+        await sleep(drainMs);
+      }
+      this.abort.abort(new Error('stopping'));
       await this.options.connector
         .stop()
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'connector stop failed'));
@@ -124,10 +157,18 @@ export class Bridge {
     return this.stopping;
   }
 
-  /** Ready: Kit accepted our credentials once, and the connector is connected. Kit outages later do not unready: the outbox absorbs them. */
-  ready(): { ready: boolean; kit: boolean; connector: ConnectionStatus } {
+  /**
+   * Ready: Kit accepted our credentials once, and the connector is connected,
+   * and the bridge is not stopping. Kit outages later do not unready: the outbox absorbs them.
+   */
+  ready(): { ready: boolean; stopping: boolean; kit: boolean; connector: ConnectionStatus } {
     const connector = this.options.connector.status();
-    return { ready: this.kitReady && connector.state === 'connected', kit: this.kitReady, connector };
+    return {
+      ready: !this.stopRequested && this.kitReady && connector.state === 'connected',
+      stopping: this.stopRequested,
+      kit: this.kitReady,
+      connector,
+    };
   }
 
   private addCoreRoutes(): void {
@@ -218,7 +259,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   try {
     await b.start();
   } catch (err) {
-    await b.stop(0).catch(() => {});
+    await b.stop({ graceMs: 0, drainMs: 0 }).catch(() => {});
     throw err;
   }
   return b;

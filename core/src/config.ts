@@ -30,7 +30,12 @@ export interface CoreConfig {
   outbox?: Partial<OutboxSettings>;
   /** KITBRIDGE_KIT_ALLOWED_IPS: when set, callbacks from other addresses get 403. */
   callbackAllowedIps?: string[];
+  /** KITBRIDGE_DRAIN: on stop, how long callbacks, webhooks and media are still served after /readyz turned 503 (ms). */
+  drainMs?: number;
 }
+
+/** Default of {@link CoreConfig.drainMs}. */
+export const DEFAULT_DRAIN_MS = 5_000;
 
 export interface OutboxSettings {
   /** Clients delivered to at once, per leg. */
@@ -158,6 +163,10 @@ export const coreEnvSchema = z.object({
     .default(50)
     .describe('Attempts before dead-lettering'),
   KITBRIDGE_OUTBOX_MAX_AGE: duration.default(OUTBOX_DEFAULTS.maxAgeMs).describe('Age before dead-lettering'),
+  KITBRIDGE_DRAIN: duration
+    .refine((ms) => ms <= 5 * 60_000, { message: 'expected at most 5m' })
+    .default(DEFAULT_DRAIN_MS)
+    .describe('On stop: how long callbacks, webhooks and media are still served after /readyz turned 503'),
 });
 
 export type CoreEnv = z.output<typeof coreEnvSchema>;
@@ -215,6 +224,7 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
     showAgentName: env.KITBRIDGE_SHOW_AGENT_NAME,
     closeMessage: env.KITBRIDGE_CLOSE_MESSAGE,
     callbackAllowedIps: env.KITBRIDGE_KIT_ALLOWED_IPS,
+    drainMs: env.KITBRIDGE_DRAIN,
     outbox: {
       concurrency: env.KITBRIDGE_OUTBOX_CONCURRENCY,
       maxAttempts: env.KITBRIDGE_OUTBOX_MAX_ATTEMPTS,

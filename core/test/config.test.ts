@@ -74,6 +74,16 @@ describe('core configuration', () => {
     expect(problems({ ...valid, [name]: value })).toMatch(pattern);
   });
 
+  it('KITBRIDGE_DRAIN: 5 s by default, a duration, at most 5 minutes', () => {
+    const drain = (v?: string) =>
+      coreConfigFromEnv(parseEnv(coreEnvSchema, { ...valid, KITBRIDGE_DRAIN: v })).drainMs;
+    expect(drain()).toBe(5_000);
+    expect(drain('0')).toBe(0);
+    expect(drain('15s')).toBe(15_000);
+    expect(problems({ ...valid, KITBRIDGE_DRAIN: '10m' })).toMatch(/KITBRIDGE_DRAIN: expected at most 5m/);
+    expect(problems({ ...valid, KITBRIDGE_DRAIN: 'soon' })).toMatch(/KITBRIDGE_DRAIN: expected a duration/);
+  });
+
   it('never echoes a secret value in its message', () => {
     const msg = problems({ ...valid, KITBRIDGE_MEDIA_SECRET: 'tiny-secret-9' });
     expect(msg).not.toContain('tiny-secret-9');

@@ -55,6 +55,7 @@ function startConnector(port: number): { child: ChildProcess; output: () => stri
       KITBRIDGE_MEDIA_SECRET: 'crash-media-secret-0123456789abcdef',
       KITBRIDGE_STORE: `sqlite:${join(tmp, 'kitbridge.db')}`,
       KITBRIDGE_LOG_LEVEL: 'info',
+      KITBRIDGE_DRAIN: '100ms',
       TELEGRAM_BOT_TOKEN: token,
       TELEGRAM_API_ROOT: tg.apiRoot,
     },

@@ -92,7 +92,10 @@ export async function run(
   return bridge;
 }
 
-/** Stops on SIGTERM/SIGINT: intake first, in-flight work drained (bounded), exit 0. */
+/**
+ * Stops on SIGTERM/SIGINT ({@link Bridge.stop}): not ready at once, callbacks and webhooks still
+ * served for KITBRIDGE_DRAIN, then intake stops, in-flight work drained (bounded), exit 0.
+ */
 export function stopOnSignals(bridge: Bridge): Promise<number> {
   return new Promise((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {

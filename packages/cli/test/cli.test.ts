@@ -155,6 +155,7 @@ describe('kitbridge run: one process per store', () => {
         KITBRIDGE_PORT: String(port),
         KITBRIDGE_PUBLIC_URL: `http://127.0.0.1:${port}`,
         KITBRIDGE_STORE: `sqlite:${store}`,
+        KITBRIDGE_DRAIN: '50ms',
         TELEGRAM_BOT_TOKEN: token,
         TELEGRAM_API_ROOT: tg.apiRoot,
       };

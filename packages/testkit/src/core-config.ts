@@ -22,7 +22,10 @@ export interface TestKitCredentials {
   salt: string;
 }
 
-/** With `port`, the bridge listens there and its public URL points at it (media links work). */
+/**
+ * With `port`, the bridge listens there and its public URL points at it (media links work).
+ * The drain window on stop is 50 ms (tests that look at draining set their own).
+ */
 export function testCoreConfig(
   kit: TestKitCredentials,
   port = 0,
@@ -47,6 +50,7 @@ export function testCoreConfig(
     edits: 'resend',
     showAgentName: false,
     outbox: { concurrency: 8, maxAttempts: 5, maxAgeMs: 60_000, backoff: { baseMs: 20, maxMs: 200 } },
+    drainMs: 50,
     ...over,
   };
 }
