@@ -101,6 +101,8 @@ export interface FailureSpec {
   /** Seconds, for 429. */
   retry_after?: number;
   migrate_to_chat_id?: number;
+  /** Let this many calls of the method succeed first. */
+  afterCalls?: number;
 }
 
 export interface FakeTelegramOptions {
@@ -151,6 +153,8 @@ export class FakeTelegram {
   readonly calls: ApiCall[] = [];
   /** The message-posting calls (sendMessage, sendPhoto, …), in arrival order. */
   readonly sent: ApiCall[] = [];
+  /** The message-posting calls that succeeded: what the customers actually got. */
+  readonly delivered: ApiCall[] = [];
   /** Offsets of every getUpdates, in order. */
   readonly pollOffsets: number[] = [];
   /** Set by setWebhook, cleared by deleteWebhook. */
@@ -168,6 +172,7 @@ export class FakeTelegram {
   private readonly filesByPath = new Map<string, StoredFile>();
   private readonly profilePhotos = new Map<number, StoredFile[]>();
   private readonly failures = new Map<string, FailureSpec[]>();
+  private readonly stalls = new Map<string, number>();
   private poll?: { res: ServerResponse; wake: () => void };
   private readonly watchers = new Set<() => void>();
 
@@ -376,6 +381,14 @@ export class FakeTelegram {
     return { file_id: sizes[0]!.file_id };
   }
 
+  /**
+   * The next call of `method` is recorded but never answered (a server that
+   * accepts the connection and hangs): to test deadlines.
+   */
+  stallNext(method: string): void {
+    this.stalls.set(method, (this.stalls.get(method) ?? 0) + 1);
+  }
+
   /** The next call of `method` fails with this error (queue several for several calls). */
   failNext(method: string, spec: FailureSpec): void {
     const q = this.failures.get(method) ?? [];
@@ -386,6 +399,7 @@ export class FakeTelegram {
   /** Forgets every scripted failure. */
   clearFailures(): void {
     this.failures.clear();
+    this.stalls.clear();
   }
 
   /** Calls of one method. */
@@ -450,13 +464,24 @@ export class FakeTelegram {
     this.calls.push(call);
     if (SEND_METHODS.has(call.method)) this.sent.push(call);
 
-    const failure = this.failures.get(call.method)?.shift();
+    const stalls = this.stalls.get(call.method) ?? 0;
+    if (stalls > 0) {
+      this.stalls.set(call.method, stalls - 1);
+      this.notify();
+      return; // never answered; close() ends the connection
+    }
+    const queue = this.failures.get(call.method);
+    const head = queue?.[0];
+    let failure: FailureSpec | undefined;
+    if (head?.afterCalls) head.afterCalls--;
+    else failure = queue?.shift();
     if (failure) {
       this.notify();
       return reply(res, failure.error_code, failureBody(failure));
     }
     if (call.method === 'getUpdates') return this.getUpdates(call, req, res);
     const result = this.answer(call);
+    if (!(result instanceof ApiFailure) && SEND_METHODS.has(call.method)) this.delivered.push(call);
     this.notify();
     if (result instanceof ApiFailure) return reply(res, result.spec.error_code, failureBody(result.spec));
     reply(res, 200, { ok: true, result });

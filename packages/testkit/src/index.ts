@@ -1,3 +1,4 @@
+export * from './connector-harness.js';
 export * from './core-config.js';
 export * from './fake-kit.js';
 export * from './fake-telegram.js';
