@@ -5,19 +5,16 @@
  * stop order stops intake first and leaves unfinished work in the store.
  */
 import type { AddressInfo } from 'node:net';
-import type { DependencyContainer } from 'tsyringe';
 import { type CoreConfig, DEFAULT_DRAIN_MS, KIT_LOGIN_HINT } from './config.js';
 import { type ChannelConnector, type ConnectionStatus, isConfigValidating } from './connector.js';
-import { createContainer, TOKENS } from './container.js';
+import { type Composition, createContainer, TOKENS } from './container.js';
 import { type HttpServer, sendJson, sendText } from './http/router.js';
 import { createCallbackRoute } from './kit/callback-route.js';
 import type { KitClient } from './kit/client.js';
 import { CALLBACK_BODY_LIMIT_BYTES } from './kit/decisions.js';
 import { KitAuthError } from './kit/errors.js';
 import { type Logger, silentLogger } from './logger.js';
-import type { MediaFetcher } from './media/fetch.js';
 import { createMediaRoute } from './media/proxy.js';
-import type { MediaSigner } from './media/token.js';
 import type { Relay } from './relay/relay.js';
 import { backoffDelay, sleep } from './retry.js';
 import { MemoryStore } from './store/memory.js';
@@ -52,7 +49,8 @@ export interface BridgeOptions {
 
 export class Bridge {
   address?: AddressInfo;
-  readonly container: DependencyContainer;
+  /** The composed parts, typed by token (tsyringe stays inside container.ts). */
+  private readonly parts: Composition;
   readonly relay: Relay;
   readonly kit: KitClient;
   readonly store: Store;
@@ -68,15 +66,15 @@ export class Bridge {
   constructor(readonly options: BridgeOptions) {
     this.logger = options.logger ?? silentLogger;
     this.store = options.store ?? new MemoryStore();
-    this.container = createContainer({
+    this.parts = createContainer({
       config: options.config,
       logger: this.logger,
       store: this.store,
       connector: options.connector,
     });
-    this.relay = this.container.resolve(TOKENS.Relay);
-    this.kit = this.container.resolve(TOKENS.KitClient);
-    this.http = this.container.resolve(TOKENS.HttpServer);
+    this.relay = this.parts.resolve(TOKENS.Relay);
+    this.kit = this.parts.resolve(TOKENS.KitClient);
+    this.http = this.parts.resolve(TOKENS.HttpServer);
   }
 
   /** `http://host:port` of the running server (127.0.0.1 when bound to all addresses). */
@@ -150,7 +148,7 @@ export class Bridge {
       await this.http.close(Math.min(graceMs, 5_000));
       await this.relay.stop(graceMs);
       await this.kit.close();
-      await this.container.resolve<MediaFetcher>(TOKENS.MediaFetcher).close();
+      await this.parts.resolve(TOKENS.MediaFetcher).close();
       await this.store.close();
       this.logger.info('stopped');
     })();
@@ -196,7 +194,7 @@ export class Bridge {
       'GET',
       '/media/*',
       createMediaRoute({
-        signer: this.container.resolve<MediaSigner>(TOKENS.MediaSigner),
+        signer: this.parts.resolve(TOKENS.MediaSigner),
         resolve: (claims) => connector.resolveAttachment(claims.file),
         maxBytes: config.media.maxBytes,
         logger: this.logger.child({ part: 'media' }),

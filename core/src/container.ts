@@ -17,17 +17,42 @@ import { MediaSigner } from './media/token.js';
 import { Relay } from './relay/relay.js';
 import type { Store } from './store/store.js';
 
+/**
+ * A token that says what it holds: `resolve(TOKENS.Relay)` is a Relay to the
+ * compiler too. (tsyringe's own InjectionToken is untyped for symbols.)
+ */
+export type Token<T> = symbol & { readonly __holds?: T };
+const token = <T>(name: string) => Symbol(name) as Token<T>;
+
 export const TOKENS = {
-  Config: Symbol('Config'),
-  Logger: Symbol('Logger'),
-  Store: Symbol('Store'),
-  Connector: Symbol('Connector'),
-  KitClient: Symbol('KitClient'),
-  MediaSigner: Symbol('MediaSigner'),
-  MediaFetcher: Symbol('MediaFetcher'),
-  HttpServer: Symbol('HttpServer'),
-  Relay: Symbol('Relay'),
+  Config: token<CoreConfig>('Config'),
+  Logger: token<Logger>('Logger'),
+  Store: token<Store>('Store'),
+  Connector: token<ChannelConnector>('Connector'),
+  KitClient: token<KitClient>('KitClient'),
+  MediaSigner: token<MediaSigner>('MediaSigner'),
+  MediaFetcher: token<MediaFetcher>('MediaFetcher'),
+  HttpServer: token<HttpServer>('HttpServer'),
+  Relay: token<Relay>('Relay'),
 } as const;
+
+/** The composed parts of one bridge, typed by token; tsyringe stays behind it. */
+export class Composition {
+  constructor(private readonly c: DependencyContainer) {}
+
+  resolve<T>(t: Token<T>): T {
+    return this.c.resolve<T>(t);
+  }
+}
+
+type Resolve = <T>(t: Token<T>) => T;
+
+/** One instance per container, made on first use by `make`. */
+function provide<T>(c: DependencyContainer, t: Token<T>, make: (get: Resolve) => T): void {
+  c.register<T>(t, {
+    useFactory: instanceCachingFactory<T>((d) => make(<U>(u: Token<U>) => d.resolve<U>(u))),
+  });
+}
 
 export interface Parts {
   config: CoreConfig;
@@ -50,53 +75,41 @@ export function kitClientFor(
   });
 }
 
-export function createContainer(parts: Parts): DependencyContainer {
+export function createContainer(parts: Parts): Composition {
   const c = root.createChildContainer();
   c.register(TOKENS.Config, { useValue: parts.config });
   c.register(TOKENS.Logger, { useValue: parts.logger });
   c.register(TOKENS.Store, { useValue: parts.store });
   c.register(TOKENS.Connector, { useValue: parts.connector });
-  c.register(TOKENS.KitClient, {
-    useFactory: instanceCachingFactory((d) => {
-      const { kit } = d.resolve<CoreConfig>(TOKENS.Config);
-      return kitClientFor(kit, { logger: d.resolve<Logger>(TOKENS.Logger).child({ part: 'kit' }) });
-    }),
+  const log = (get: Resolve, part: string) => get(TOKENS.Logger).child({ part });
+  provide(c, TOKENS.KitClient, (get) => kitClientFor(get(TOKENS.Config).kit, { logger: log(get, 'kit') }));
+  provide(c, TOKENS.MediaSigner, (get) => {
+    const { media } = get(TOKENS.Config);
+    return new MediaSigner(media.secret, media.ttlMs);
   });
-  c.register(TOKENS.MediaSigner, {
-    useFactory: instanceCachingFactory((d) => {
-      const { media } = d.resolve<CoreConfig>(TOKENS.Config);
-      return new MediaSigner(media.secret, media.ttlMs);
-    }),
+  provide(
+    c,
+    TOKENS.MediaFetcher,
+    (get) =>
+      new MediaFetcher({ allowPrivate: get(TOKENS.Config).media.allowPrivate, logger: log(get, 'media') }),
+  );
+  provide(
+    c,
+    TOKENS.HttpServer,
+    (get) => new HttpServer({ ...get(TOKENS.Config).http, logger: log(get, 'http') }),
+  );
+  provide(c, TOKENS.Relay, (get) => {
+    const config = get(TOKENS.Config);
+    return new Relay({
+      config,
+      outbox: { ...OUTBOX_DEFAULTS, ...config.outbox },
+      connector: get(TOKENS.Connector),
+      store: get(TOKENS.Store),
+      kit: get(TOKENS.KitClient),
+      signer: get(TOKENS.MediaSigner),
+      fetcher: get(TOKENS.MediaFetcher),
+      logger: log(get, 'relay'),
+    });
   });
-  c.register(TOKENS.MediaFetcher, {
-    useFactory: instanceCachingFactory((d) => {
-      const { media } = d.resolve<CoreConfig>(TOKENS.Config);
-      return new MediaFetcher({
-        allowPrivate: media.allowPrivate,
-        logger: d.resolve<Logger>(TOKENS.Logger).child({ part: 'media' }),
-      });
-    }),
-  });
-  c.register(TOKENS.HttpServer, {
-    useFactory: instanceCachingFactory((d) => {
-      const { http } = d.resolve<CoreConfig>(TOKENS.Config);
-      return new HttpServer({ ...http, logger: d.resolve<Logger>(TOKENS.Logger).child({ part: 'http' }) });
-    }),
-  });
-  c.register(TOKENS.Relay, {
-    useFactory: instanceCachingFactory((d) => {
-      const config = d.resolve<CoreConfig>(TOKENS.Config);
-      return new Relay({
-        config,
-        outbox: { ...OUTBOX_DEFAULTS, ...config.outbox },
-        connector: d.resolve(TOKENS.Connector),
-        store: d.resolve(TOKENS.Store),
-        kit: d.resolve(TOKENS.KitClient),
-        signer: d.resolve(TOKENS.MediaSigner),
-        fetcher: d.resolve(TOKENS.MediaFetcher),
-        logger: d.resolve<Logger>(TOKENS.Logger).child({ part: 'relay' }),
-      });
-    }),
-  });
-  return c;
+  return new Composition(c);
 }
