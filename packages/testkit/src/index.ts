@@ -1,5 +1,6 @@
 export * from './connector-harness.js';
 export * from './core-config.js';
+export * from './fake-discord.js';
 export * from './fake-kit.js';
 export * from './fake-telegram.js';
 export {
