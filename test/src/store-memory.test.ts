@@ -1,4 +1,4 @@
 import { MemoryStore } from '@kitbridge/core';
 import { describeStoreConformance } from '@kitbridge/testkit/store-conformance';
 
-describeStoreConformance('MemoryStore', async () => new MemoryStore());
+describeStoreConformance('MemoryStore', async ({ clock }) => new MemoryStore({ clock }));

@@ -1,7 +1,23 @@
 /**
- * The Store contract: small enough that memory, SQLite and Redis all fit it.
- * The store is dumb persistence; scheduling (per-client FIFO, backoff, dead
- * letters) lives in core's Outbox, which is the only writer of outbox rows.
+ * The Store contract: small enough that memory, SQLite, PostgreSQL and Redis
+ * all fit it. The store is persistence plus one rule it enforces itself, the
+ * per-client lease: scheduling (FIFO, backoff, dead letters) lives in core's
+ * Outbox, and several Outboxes, in one process or several, may share a store.
+ *
+ * Leases. Outbox rows are worked per (leg, client). A worker *claims* clients:
+ * the store grants a lease on each claimed client until `now + leaseMs` (by the
+ * store's own clock) with a fencing number, and hands back the client's head
+ * item (its lowest-id pending item). While the lease is live no other claim
+ * gets that client, so one customer's items go out one at a time and in order.
+ * Every write about a claimed item carries the fence and is refused with
+ * {@link LeaseLostError} once the lease has passed to someone else, so a worker
+ * that stalled past its lease can never overwrite its successor's work.
+ *
+ * A lease is *held with a fence* while the store's lease of that client still
+ * carries that fence: it ends when complete/reschedule/bury release it, or when
+ * another claim takes it over after it expired. An expired lease nobody took
+ * over is still held (the fence is what protects, not the clock).
+ *
  * Every method may be called concurrently; implementations keep each call atomic.
  */
 import type { JsonObject } from '../connector.js';
@@ -18,6 +34,23 @@ export interface ClientRecord {
   firstSeen: number;
   lastSeen: number;
   conversation: 'open' | 'closed';
+  closeReason?: string;
+}
+
+/**
+ * A change to one client record, applied atomically by {@link Store.patchClient}:
+ * only what is given changes, so concurrent patches of different fields all land.
+ */
+export interface ClientPatch {
+  /** Replaces the stored address. Absent: kept. */
+  address?: JsonObject;
+  /** Merged over the stored profile, field by field (top-level keys; a given field replaces the stored one). Absent: kept. */
+  profile?: JsonObject;
+  /** Profile fields to remove, after the merge (`utm` when Kit closes the conversation). */
+  dropProfile?: string[];
+  /** Opens or closes the conversation. Absent: kept (a new record is open). Opening clears the close reason. */
+  conversation?: 'open' | 'closed';
+  /** With `conversation: 'closed'`: why. */
   closeReason?: string;
 }
 
@@ -38,14 +71,56 @@ export interface OutboxItem extends NewOutboxItem {
   nextAttemptAt: number;
   lastError?: string;
   state: 'pending' | 'dead';
+  /**
+   * What a delivery of several steps has done so far (which sends went out, the
+   * platform's message ids), as the deliverer last saved it with
+   * {@link Store.saveProgress}. Absent until something is saved.
+   */
+  progress?: JsonObject;
+}
+
+/** A client's head item under a lease: deliver it, then write the outcome with `fence`. */
+export interface Claim {
+  item: OutboxItem;
+  /** The lease's fencing number: strictly increasing per store, never reused. */
+  fence: number;
+}
+
+/** Who asks for a lease, and for how long. */
+export interface LeaseRequest {
+  /** The claiming worker (host, pid, leg...): for diagnostics; leases are told apart by their fence. */
+  owner: string;
+  leaseMs: number;
+}
+
+/** What {@link Store.enqueue} stored; `fence` is set when it was asked to claim and got the lease. */
+export interface EnqueuedItem extends OutboxItem {
+  fence?: number;
 }
 
 export interface OutboxStats {
   leg: Leg;
   pending: number;
   dead: number;
-  /** createdAt of the oldest pending item, if any. */
+  /** Clients with at least one pending item. */
+  clients: number;
+  /** createdAt of the oldest pending item (the oldest client head), if any. */
   oldestPendingAt?: number;
+}
+
+/**
+ * A fenced write was refused: the lease of the item's client is no longer held
+ * with that fence (another worker took the client over, or the lease was
+ * released). The caller must forget the item: someone else delivers it now.
+ */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+  constructor(
+    readonly fence: number,
+    what = 'write',
+  ) {
+    super(`lease lost: ${what} with fence ${fence} refused, the client is no longer held with it`);
+  }
 }
 
 export interface Store {
@@ -54,39 +129,85 @@ export interface Store {
 
   // -- clients ----------------------------------------------------------------
   getClient(clientId: string): Promise<ClientRecord | undefined>;
-  /** Inserts or updates; keeps firstSeen of an existing record. */
+  /** Inserts or replaces a whole record; keeps firstSeen of an existing record (imports, tools). */
   saveClient(record: ClientRecord): Promise<void>;
+  /**
+   * Changes only the fields `patch` gives, in one atomic step, creating the
+   * record (firstSeen = now, open) when there is none; lastSeen becomes `now`.
+   * Resolves with the record as stored after the patch.
+   */
+  patchClient(clientId: string, patch: ClientPatch, now: number): Promise<ClientRecord>;
 
   // -- dedupe + outbox --------------------------------------------------------
   /**
    * Atomically: if `item.key` was seen within its TTL, returns undefined and
    * changes nothing; else remembers the key until now + dedupeTtlMs and appends
-   * the item. Resolving means the item survives a crash.
+   * the item (pending, due at `now`). Resolving means the item survives a crash.
+   *
+   * With `claim`, in the same step: when the new item is its client's head (no
+   * other pending item) and no live lease covers the client, grants the lease
+   * as {@link Store.claim} would and returns its `fence`; otherwise no fence,
+   * and the item waits for a claim.
    */
-  enqueue(item: NewOutboxItem, dedupeTtlMs: number, now: number): Promise<OutboxItem | undefined>;
-  /** Every pending item of a leg, by id ascending. Used once at start-up. */
-  pending(leg: Leg): Promise<OutboxItem[]>;
-  /** Records a failed attempt and when to try next. */
-  reschedule(id: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void>;
-  /** Delivered: remove it (its dedupe key stays until its TTL). */
-  complete(id: number): Promise<void>;
-  /** Moves it to the dead letters with the reason. */
-  bury(id: number, attempts: number, reason: string): Promise<void>;
+  enqueue(
+    item: NewOutboxItem,
+    dedupeTtlMs: number,
+    now: number,
+    claim?: LeaseRequest,
+  ): Promise<EnqueuedItem | undefined>;
+  /**
+   * Atomically takes up to `max` clients of `leg` whose head item is due
+   * (nextAttemptAt <= the store's clock) and whose lease is free (none, or
+   * expired; a live lease is never granted again, not even to its own owner),
+   * grants each a lease until now + leaseMs with a fresh fence, and returns
+   * their head items, the longest-waiting first.
+   */
+  claim(leg: Leg, owner: string, max: number, leaseMs: number): Promise<Claim[]>;
+  /** Extends a held lease to now + leaseMs. Rejects with {@link LeaseLostError} when it is not held with `fence`. */
+  renew(leg: Leg, clientId: string, fence: number, leaseMs: number): Promise<void>;
+  /**
+   * When the next claim of this leg could return something: the earliest time
+   * (store clock) at which a client with a pending item is due and unleased
+   * (a past time: now). Undefined when the leg has no pending item at all.
+   * Cheap: workers poll it to learn of work other writers made.
+   */
+  nextDue(leg: Leg): Promise<number | undefined>;
+  /**
+   * Delivered: removes the item (its dedupe key stays until its TTL; an item
+   * an operator dropped meanwhile is no error) and releases the client's lease.
+   * With `handOn`, when the client's next item is already due, the lease passes
+   * to it instead (same fence, until now + handOn.leaseMs) and it is returned;
+   * the caller delivers it next without another claim.
+   * Rejects with {@link LeaseLostError} when the lease is not held with `fence`.
+   */
+  complete(id: number, fence: number, handOn?: { leaseMs: number }): Promise<Claim | undefined>;
+  /** Records a failed attempt and when to try next; releases the lease. Fenced like complete. */
+  reschedule(
+    id: number,
+    fence: number,
+    attempts: number,
+    nextAttemptAt: number,
+    lastError: string,
+  ): Promise<void>;
+  /** Moves the item to the dead letters with the reason; releases the lease. Fenced like complete. */
+  bury(id: number, fence: number, attempts: number, reason: string): Promise<void>;
+  /** Replaces the item's delivery progress (see {@link OutboxItem.progress}); the lease stays. Fenced like complete. */
+  saveProgress(id: number, fence: number, progress: JsonObject): Promise<void>;
 
   // -- operators --------------------------------------------------------------
+  /** Every pending item of a leg, by id ascending (tools and tests; the Outbox claims instead). */
+  pending(leg: Leg): Promise<OutboxItem[]>;
   list(filter: { leg?: Leg; state?: 'pending' | 'dead'; limit?: number }): Promise<OutboxItem[]>;
   get(id: number): Promise<OutboxItem | undefined>;
-  /** Dead (or pending) item back to pending, due now, attempts reset. Returns how many. */
+  /**
+   * Dead (or pending) items back to pending, due at `now`, attempts reset;
+   * returns how many. A revived item takes its place among its client's items
+   * by id; a lease on the client stays as it is.
+   */
   revive(ids: number[] | 'all-dead', now: number): Promise<number>;
+  /** Removes an item, pending or dead; a lease on its client stays as it is. */
   drop(id: number): Promise<boolean>;
   stats(): Promise<OutboxStats[]>;
-
-  /**
-   * Changes whenever outbox rows are changed from outside this process's
-   * Outbox (an operator's revive or drop). Cheap: the Outbox polls it and
-   * re-reads `pending` only when it moved.
-   */
-  revision(): Promise<number>;
 
   // -- housekeeping -----------------------------------------------------------
   /** Removes expired dedupe keys; returns how many. */

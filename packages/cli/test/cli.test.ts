@@ -225,13 +225,14 @@ describe('kitbridge outbox', () => {
       { leg: 'outbound', clientId: 'tg:1', key: 'ev-a', payload: {} },
       60_000,
       now,
+      { owner: 'test', leaseMs: 60_000 },
     );
     const b = await store.enqueue(
       { leg: 'inbound', clientId: 'tg:2', key: 'ev-b', payload: {} },
       60_000,
       now,
     );
-    await store.bury(a!.id, 3, 'Forbidden: bot was blocked by the user');
+    await store.bury(a!.id, a!.fence!, 3, 'Forbidden: bot was blocked by the user');
     await store.close();
     const env = { KITBRIDGE_STORE: `sqlite:${path}` };
 

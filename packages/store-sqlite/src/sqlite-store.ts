@@ -1,13 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type {
-  ClientRecord,
-  JsonObject,
-  Leg,
-  NewOutboxItem,
-  OutboxItem,
-  OutboxStats,
-  Store,
+import {
+  applyClientPatch,
+  type Claim,
+  type ClientPatch,
+  type ClientRecord,
+  type EnqueuedItem,
+  type JsonObject,
+  LeaseLostError,
+  type LeaseRequest,
+  type Leg,
+  type NewOutboxItem,
+  type OutboxItem,
+  type OutboxStats,
+  type Store,
 } from '@kitbridge/core';
 import Database from 'better-sqlite3';
 import { Checkpointer } from './checkpointer.js';
@@ -48,6 +54,8 @@ export interface SqliteStoreOptions {
    * so a restart after kill -9 finds it free. Not with `readonly`. Default false.
    */
   exclusive?: boolean;
+  /** The store's clock, for leases and due times (tests). Default Date.now. */
+  clock?: () => number;
 }
 
 interface ClientRow {
@@ -71,7 +79,17 @@ interface OutboxRow {
   next_attempt_at: number;
   last_error: string | null;
   state: 'pending' | 'dead';
+  progress: string | null;
 }
+
+/** The (leg, client) a lease covers. */
+interface LeaseRow {
+  leg: Leg;
+  client_id: string;
+}
+
+/** A fenced write whose lease is not held: thrown after the transaction, which it does not fail. */
+const LOST = Symbol('lease lost');
 
 /** A write waiting for the group commit. */
 interface Job {
@@ -82,8 +100,13 @@ interface Job {
 
 interface StatsRow {
   leg: Leg;
-  pending: number;
-  dead: number;
+  state: 'pending' | 'dead';
+  n: number;
+}
+
+interface HeadsRow {
+  leg: Leg;
+  clients: number;
   oldest: number | null;
 }
 
@@ -102,22 +125,24 @@ export class SqliteStore implements Store {
   /** `sqlite:<absolute path>`. */
   readonly description: string;
   private readonly s;
-  private readonly reviveIdsTx;
   private readonly flushTx;
   private checkpointer?: Checkpointer;
   /** Held while open, with {@link SqliteStoreOptions.exclusive}. */
   private lock?: StoreLock;
-  /** Bumped by revive/drop on this connection (data_version only sees other connections). */
-  private localRevision = 0;
   /** Writes waiting for the next group commit (see {@link SqliteStore.grouped}). */
   private batch: Job[] = [];
+  /** Fences of the running transaction: the last one handed out, and whether fence_seq must be written. */
+  private fences?: { last: number; dirty: boolean };
+  private readonly clock: () => number;
 
   private constructor(
     private readonly db: Database.Database,
     /** Absolute path of the database file (or `:memory:`). */
     readonly path: string,
+    clock: () => number = Date.now,
   ) {
     this.description = `sqlite:${path}`;
+    this.clock = clock;
     // Prepared once; better-sqlite3 keeps them compiled for the life of the connection.
     this.s = {
       getClient: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE client_id = ?'),
@@ -139,11 +164,71 @@ export class SqliteStore implements Store {
       pending: db.prepare<[Leg], OutboxRow>(
         "SELECT * FROM outbox WHERE leg = ? AND state = 'pending' ORDER BY id",
       ),
-      reschedule: db.prepare(
+      reschedule: db.prepare<[number, number, string, number]>(
         'UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?',
       ),
-      delete: db.prepare('DELETE FROM outbox WHERE id = ?'),
-      bury: db.prepare("UPDATE outbox SET attempts = ?, last_error = ?, state = 'dead' WHERE id = ?"),
+      delete: db.prepare<[number]>('DELETE FROM outbox WHERE id = ?'),
+      bury: db.prepare<[number, string, number]>(
+        "UPDATE outbox SET attempts = ?, last_error = ?, state = 'dead' WHERE id = ? AND state = 'pending'",
+      ),
+      saveProgress: db.prepare<[string, number]>('UPDATE outbox SET progress = ? WHERE id = ?'),
+      itemOwner: db.prepare<[number], LeaseRow>('SELECT leg, client_id FROM outbox WHERE id = ?'),
+      // The client's head: its lowest-id pending item (partial index outbox_client_pending).
+      head: db.prepare<[Leg, string], OutboxRow>(
+        "SELECT * FROM outbox WHERE leg = ? AND client_id = ? AND state = 'pending' ORDER BY id LIMIT 1",
+      ),
+      // A new item becomes the head of a client that had none (no row, or a leased row whose items were dropped).
+      addHead: db.prepare<[Leg, string, number, number]>(
+        `INSERT INTO queues (leg, client_id, head_id, head_due) VALUES (?, ?, ?, ?)
+         ON CONFLICT (leg, client_id) DO UPDATE SET head_id = excluded.head_id, head_due = excluded.head_due
+         WHERE queues.head_id IS NULL`,
+      ),
+      clearHead: db.prepare<[Leg, string]>(
+        'UPDATE queues SET head_id = NULL, head_due = 0 WHERE leg = ? AND client_id = ?',
+      ),
+      // Head recomputed, lease kept (operators' revive/drop).
+      setHead: db.prepare<[Leg, string, number, number]>(
+        `INSERT INTO queues (leg, client_id, head_id, head_due) VALUES (?, ?, ?, ?)
+         ON CONFLICT (leg, client_id) DO UPDATE SET head_id = excluded.head_id, head_due = excluded.head_due`,
+      ),
+      releaseTo: db.prepare<[number, number, Leg, string]>(
+        `UPDATE queues SET head_id = ?, head_due = ?, owner = NULL, fence = NULL, lease_expires = 0
+         WHERE leg = ? AND client_id = ?`,
+      ),
+      handOn: db.prepare<[number, number, number, Leg, string]>(
+        'UPDATE queues SET head_id = ?, head_due = ?, lease_expires = ? WHERE leg = ? AND client_id = ?',
+      ),
+      dropQueue: db.prepare<[Leg, string]>('DELETE FROM queues WHERE leg = ? AND client_id = ?'),
+      dropQueueIfFree: db.prepare<[Leg, string]>(
+        'DELETE FROM queues WHERE leg = ? AND client_id = ? AND fence IS NULL',
+      ),
+      grant: db.prepare<[string, number, number, Leg, string, number]>(
+        `UPDATE queues SET owner = ?, fence = ?, lease_expires = ?
+         WHERE leg = ? AND client_id = ? AND lease_expires <= ?`,
+      ),
+      claimable: db.prepare<[Leg, number, number], OutboxRow>(
+        `SELECT o.* FROM queues q JOIN outbox o ON o.id = q.head_id
+         WHERE q.leg = ? AND q.head_id IS NOT NULL AND q.ready_at <= ?
+         ORDER BY q.ready_at LIMIT ?`,
+      ),
+      leaseOf: db.prepare<[number], LeaseRow>('SELECT leg, client_id FROM queues WHERE fence = ?'),
+      renew: db.prepare<[number, Leg, string, number]>(
+        'UPDATE queues SET lease_expires = ? WHERE leg = ? AND client_id = ? AND fence = ?',
+      ),
+      nextDue: db
+        .prepare<[Leg], number | null>(
+          'SELECT MIN(ready_at) FROM queues WHERE leg = ? AND head_id IS NOT NULL',
+        )
+        .pluck(),
+      voidLeases: db.prepare(
+        'UPDATE queues SET owner = NULL, fence = NULL, lease_expires = 0 WHERE fence IS NOT NULL',
+      ),
+      fenceGet: db.prepare<[], number>('SELECT n FROM fence_seq').pluck(),
+      fenceSet: db.prepare<[number]>('UPDATE fence_seq SET n = ?'),
+      deadClients: db.prepare<[], LeaseRow>(
+        "SELECT DISTINCT leg, client_id FROM outbox WHERE state = 'dead'",
+      ),
+      totalChanges: db.prepare<[], number>('SELECT total_changes()').pluck(),
       list: db.prepare<[{ leg: Leg | null; state: string | null; limit: number }], OutboxRow>(
         `SELECT * FROM outbox
          WHERE (@leg IS NULL OR leg = @leg) AND (@state IS NULL OR state = @state)
@@ -156,21 +241,20 @@ export class SqliteStore implements Store {
       reviveDead: db.prepare(
         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'dead'",
       ),
-      stats: db.prepare<[], StatsRow>(
-        `SELECT leg, SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead,
-                MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest
-         FROM outbox GROUP BY leg`,
+      // Index-only counts; the oldest pending item is taken to be the oldest head (ids grow with time).
+      stats: db.prepare<[], StatsRow>('SELECT leg, state, COUNT(*) AS n FROM outbox GROUP BY leg, state'),
+      heads: db.prepare<[], HeadsRow>(
+        `SELECT q.leg, COUNT(*) AS clients, MIN(o.created_at) AS oldest
+         FROM queues q JOIN outbox o ON o.id = q.head_id GROUP BY q.leg`,
       ),
       prune: db.prepare('DELETE FROM dedupe WHERE expires_at <= ?'),
-      // Moves when another connection (an operator's `kitbridge outbox`) commits; never for our own writes.
-      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
     };
 
-    this.flushTx = db.transaction((jobs: readonly Job[]) => jobs.map((j) => j.run()));
-    this.reviveIdsTx = db.transaction((ids: number[], now: number) => {
-      let n = 0;
-      for (const id of new Set(ids)) n += this.s.reviveId.run(now, id).changes;
-      return n;
+    this.flushTx = db.transaction((jobs: readonly Job[]) => {
+      this.fences = undefined;
+      const values = jobs.map((j) => j.run());
+      this.saveFences();
+      return values;
     });
   }
 
@@ -211,8 +295,10 @@ export class SqliteStore implements Store {
       configure(db, opts);
       migrate(db, path, readonly);
       if (!readonly) probeWrite(db, path);
-      const store = new SqliteStore(db, path);
+      const store = new SqliteStore(db, path, opts.clock);
       store.lock = lock;
+      // Only one exclusive holder at a time: leases in the file are a dead process's.
+      if (lock) store.s.voidLeases.run();
       const interval = opts.checkpointIntervalMs ?? 1_000;
       if (!memory && !readonly && interval > 0) {
         db.pragma('wal_autocheckpoint = 0');
@@ -247,21 +333,28 @@ export class SqliteStore implements Store {
   }
 
   async saveClient(record: ClientRecord): Promise<void> {
-    this.s.saveClient.run({
-      clientId: record.clientId,
-      address: jsonOrNull(record.address),
-      profile: jsonOrNull(record.profile),
-      firstSeen: record.firstSeen,
-      lastSeen: record.lastSeen,
-      conversation: record.conversation,
-      closeReason: record.closeReason ?? null,
-    });
+    this.s.saveClient.run(clientParams(record));
     this.wrote(1);
   }
 
-  /** Dedupe check, key claim and item insert, in the group commit: together or not at all. */
-  enqueue(item: NewOutboxItem, dedupeTtlMs: number, now: number): Promise<OutboxItem | undefined> {
-    return this.grouped((): OutboxItem | undefined => {
+  /** Read, merge and write in one transaction of the group commit: no other writer comes between. */
+  patchClient(clientId: string, patch: ClientPatch, now: number): Promise<ClientRecord> {
+    return this.grouped(() => {
+      const old = this.s.getClient.get(clientId);
+      const record = applyClientPatch(old && toClient(old), clientId, patch, now);
+      this.s.saveClient.run(clientParams(record));
+      return record;
+    });
+  }
+
+  /** Dedupe check, key claim, item insert (and the lease), in the group commit: together or not at all. */
+  enqueue(
+    item: NewOutboxItem,
+    dedupeTtlMs: number,
+    now: number,
+    claim?: LeaseRequest,
+  ): Promise<EnqueuedItem | undefined> {
+    return this.grouped((): EnqueuedItem | undefined => {
       // One statement checks and claims the key: no change means a live duplicate.
       if (this.s.claimKey.run(item.leg, item.key, now + dedupeTtlMs, now).changes === 0) return undefined;
       const { lastInsertRowid } = this.s.insertItem.run(
@@ -272,10 +365,11 @@ export class SqliteStore implements Store {
         now,
         now,
       );
+      const id = Number(lastInsertRowid);
       // Built here rather than read back: the row holds exactly these values. The payload is the
       // caller's object (the stored copy is the JSON text, which no caller can reach).
-      return {
-        id: Number(lastInsertRowid),
+      const stored: EnqueuedItem = {
+        id,
         leg: item.leg,
         clientId: item.clientId,
         key: item.key,
@@ -285,21 +379,148 @@ export class SqliteStore implements Store {
         nextAttemptAt: now,
         state: 'pending',
       };
+      // Changed a row only when the client had no head: then this item is it, and due.
+      const isHead = this.s.addHead.run(item.leg, item.clientId, id, now).changes > 0;
+      if (claim && isHead) {
+        const fence = this.nextFence();
+        const at = this.clock();
+        if (this.s.grant.run(claim.owner, fence, at + claim.leaseMs, item.leg, item.clientId, at).changes)
+          stored.fence = fence;
+      }
+      return stored;
+    });
+  }
+
+  claim(leg: Leg, owner: string, max: number, leaseMs: number): Promise<Claim[]> {
+    if (max <= 0) return Promise.resolve([]);
+    return this.grouped(() => {
+      const at = this.clock();
+      return this.s.claimable.all(leg, at, max).map((row) => {
+        const fence = this.nextFence();
+        this.s.grant.run(owner, fence, at + leaseMs, leg, row.client_id, at);
+        return { item: toItem(row), fence };
+      });
+    });
+  }
+
+  async renew(leg: Leg, clientId: string, fence: number, leaseMs: number): Promise<void> {
+    const changed = await this.grouped(
+      () => this.s.renew.run(this.clock() + leaseMs, leg, clientId, fence).changes,
+    );
+    if (!changed) throw new LeaseLostError(fence, 'renew');
+  }
+
+  async nextDue(leg: Leg): Promise<number | undefined> {
+    return this.s.nextDue.get(leg) ?? undefined;
+  }
+
+  async complete(id: number, fence: number, handOn?: { leaseMs: number }): Promise<Claim | undefined> {
+    const r = await this.grouped(() => {
+      const lease = this.leased(id, fence);
+      if (!lease) return LOST;
+      this.s.delete.run(id);
+      const head = this.s.head.get(lease.leg, lease.client_id);
+      if (!head) {
+        this.s.dropQueue.run(lease.leg, lease.client_id);
+        return undefined;
+      }
+      const at = this.clock();
+      if (handOn && head.next_attempt_at <= at) {
+        this.s.handOn.run(head.id, head.next_attempt_at, at + handOn.leaseMs, lease.leg, lease.client_id);
+        return { item: toItem(head), fence };
+      }
+      this.s.releaseTo.run(head.id, head.next_attempt_at, lease.leg, lease.client_id);
+      return undefined;
+    });
+    if (r === LOST) throw new LeaseLostError(fence, 'complete');
+    return r;
+  }
+
+  async reschedule(
+    id: number,
+    fence: number,
+    attempts: number,
+    nextAttemptAt: number,
+    lastError: string,
+  ): Promise<void> {
+    await this.fenced(fence, 'reschedule', () => {
+      const lease = this.leased(id, fence);
+      if (!lease) return LOST;
+      this.s.reschedule.run(attempts, nextAttemptAt, lastError, id);
+      this.release(lease);
+    });
+  }
+
+  async bury(id: number, fence: number, attempts: number, reason: string): Promise<void> {
+    await this.fenced(fence, 'bury', () => {
+      const lease = this.leased(id, fence);
+      if (!lease) return LOST;
+      this.s.bury.run(attempts, reason, id);
+      this.release(lease);
+    });
+  }
+
+  async saveProgress(id: number, fence: number, progress: JsonObject): Promise<void> {
+    const json = JSON.stringify(progress);
+    await this.fenced(fence, 'saveProgress', () => {
+      if (!this.leased(id, fence)) return LOST;
+      this.s.saveProgress.run(json, id);
     });
   }
 
   /**
-   * Group commit: the hot-path writes (enqueue, complete) that arrive in one
-   * turn of the event loop share one transaction, committed in setImmediate.
-   * A commit costs far more than the statements in it, so under load this
-   * divides the store's CPU; each write's promise still settles only after its
-   * commit, so "resolved" keeps meaning "on disk".
+   * Group commit: writes that arrive in one turn of the event loop share one
+   * transaction, committed in setImmediate. A commit costs far more than the
+   * statements in it, so under load this divides the store's CPU; each write's
+   * promise still settles only after its commit, so "resolved" keeps meaning
+   * "on disk".
    */
   private grouped<T>(run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.batch.length === 0) setImmediate(() => this.flush());
       this.batch.push({ run, resolve: resolve as (v: unknown) => void, reject });
     });
+  }
+
+  /** A fenced write in the group commit; LeaseLostError when `run` found the lease gone. */
+  private async fenced(fence: number, what: string, run: () => typeof LOST | undefined): Promise<void> {
+    if ((await this.grouped(run)) === LOST) throw new LeaseLostError(fence, what);
+  }
+
+  /** The (leg, client) of the lease `fence` holds, when it covers item `id` (or `id` is gone). */
+  private leased(id: number, fence: number): LeaseRow | undefined {
+    const lease = this.s.leaseOf.get(fence);
+    if (!lease) return undefined;
+    const item = this.s.itemOwner.get(id);
+    if (item && (item.leg !== lease.leg || item.client_id !== lease.client_id)) return undefined;
+    return lease;
+  }
+
+  /** Ends the client's lease; its row goes with its last pending item. */
+  private release(lease: LeaseRow): void {
+    const head = this.s.head.get(lease.leg, lease.client_id);
+    if (head) this.s.releaseTo.run(head.id, head.next_attempt_at, lease.leg, lease.client_id);
+    else this.s.dropQueue.run(lease.leg, lease.client_id);
+  }
+
+  /** Head recomputed after an operator's change; the lease stays as it is. */
+  private refreshHead(leg: Leg, clientId: string): void {
+    const head = this.s.head.get(leg, clientId);
+    if (head) this.s.setHead.run(leg, clientId, head.id, head.next_attempt_at);
+    // No pending item left: the row goes, unless a lease holds it (then it waits headless for the release).
+    else if (this.s.dropQueueIfFree.run(leg, clientId).changes === 0) this.s.clearHead.run(leg, clientId);
+  }
+
+  /** At the end of a group-commit transaction: the last fence it handed out. */
+  private saveFences(): void {
+    if (this.fences?.dirty) this.s.fenceSet.run(this.fences.last);
+  }
+
+  /** The next fence, inside a group-commit transaction; fence_seq is written once, at its end. */
+  private nextFence(): number {
+    this.fences ??= { last: this.s.fenceGet.get()!, dirty: false };
+    this.fences.dirty = true;
+    return ++this.fences.last;
   }
 
   private flush(): void {
@@ -340,8 +561,9 @@ export class SqliteStore implements Store {
    * SQLITE_BUSY_SNAPSHOT when another process (an operator command) wrote in between.
    */
   private commit(jobs: readonly Job[]): unknown[] {
+    const before = this.s.totalChanges.get()!;
     const values = this.flushTx.immediate(jobs);
-    this.wrote(jobs.length);
+    this.wrote(this.s.totalChanges.get()! - before);
     return values;
   }
 
@@ -353,18 +575,6 @@ export class SqliteStore implements Store {
 
   async pending(leg: Leg): Promise<OutboxItem[]> {
     return this.s.pending.all(leg).map(toItem);
-  }
-
-  async reschedule(id: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void> {
-    this.wrote(this.s.reschedule.run(attempts, nextAttemptAt, lastError, id).changes);
-  }
-
-  async complete(id: number): Promise<void> {
-    await this.grouped(() => this.s.delete.run(id));
-  }
-
-  async bury(id: number, attempts: number, reason: string): Promise<void> {
-    this.wrote(this.s.bury.run(attempts, reason, id).changes);
   }
 
   async list(filter: { leg?: Leg; state?: 'pending' | 'dead'; limit?: number }): Promise<OutboxItem[]> {
@@ -382,35 +592,49 @@ export class SqliteStore implements Store {
     return row && toItem(row);
   }
 
-  async revive(ids: number[] | 'all-dead', now: number): Promise<number> {
-    this.localRevision++;
-    return this.wrote(
-      ids === 'all-dead' ? this.s.reviveDead.run(now).changes : this.reviveIdsTx.immediate(ids, now),
-    );
+  revive(ids: number[] | 'all-dead', now: number): Promise<number> {
+    return this.grouped(() => {
+      if (ids === 'all-dead') {
+        const clients = this.s.deadClients.all();
+        const n = this.s.reviveDead.run(now).changes;
+        for (const c of clients) this.refreshHead(c.leg, c.client_id);
+        return n;
+      }
+      let n = 0;
+      for (const id of new Set(ids)) {
+        if (!this.s.reviveId.run(now, id).changes) continue;
+        n++;
+        const item = this.s.itemOwner.get(id)!;
+        this.refreshHead(item.leg, item.client_id);
+      }
+      return n;
+    });
   }
 
-  async drop(id: number): Promise<boolean> {
-    this.localRevision++;
-    return this.wrote(this.s.delete.run(id).changes) > 0;
+  drop(id: number): Promise<boolean> {
+    return this.grouped(() => {
+      const item = this.s.itemOwner.get(id);
+      if (!item) return false;
+      this.s.delete.run(id);
+      this.refreshHead(item.leg, item.client_id);
+      return true;
+    });
   }
 
   async stats(): Promise<OutboxStats[]> {
-    const rows = new Map(this.s.stats.all().map((r) => [r.leg, r]));
+    const counts = this.s.stats.all();
+    const heads = new Map(this.s.heads.all().map((r) => [r.leg, r]));
     return LEGS.map((leg) => {
-      const r = rows.get(leg);
-      const stats: OutboxStats = { leg, pending: r?.pending ?? 0, dead: r?.dead ?? 0 };
-      if (r?.oldest != null) stats.oldestPendingAt = r.oldest;
+      const n = (state: string) => counts.find((c) => c.leg === leg && c.state === state)?.n ?? 0;
+      const h = heads.get(leg);
+      const stats: OutboxStats = { leg, pending: n('pending'), dead: n('dead'), clients: h?.clients ?? 0 };
+      if (h?.oldest != null) stats.oldestPendingAt = h.oldest;
       return stats;
     });
   }
 
   async prune(now: number): Promise<number> {
     return this.wrote(this.s.prune.run(now).changes);
-  }
-
-  async revision(): Promise<number> {
-    // Other processes' commits, plus this connection's own operator calls.
-    return this.s.dataVersion.get()! + this.localRevision;
   }
 
   /** Whether the checkpoint worker runs now: from the first write until the WAL has been idle a while. */
@@ -552,6 +776,18 @@ function fsProblem(err: unknown): string {
   return known ? `${known} (${e.message})` : e.message;
 }
 
+function clientParams(record: ClientRecord) {
+  return {
+    clientId: record.clientId,
+    address: jsonOrNull(record.address),
+    profile: jsonOrNull(record.profile),
+    firstSeen: record.firstSeen,
+    lastSeen: record.lastSeen,
+    conversation: record.conversation,
+    closeReason: record.closeReason ?? null,
+  };
+}
+
 function jsonOrNull(v: JsonObject | undefined): string | null {
   return v === undefined ? null : JSON.stringify(v);
 }
@@ -582,5 +818,6 @@ function toItem(r: OutboxRow): OutboxItem {
     state: r.state,
   };
   if (r.last_error !== null) i.lastError = r.last_error;
+  if (r.progress !== null) i.progress = JSON.parse(r.progress) as JsonObject;
   return i;
 }

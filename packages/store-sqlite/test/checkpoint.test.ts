@@ -22,7 +22,9 @@ describe('SqliteStore write path', () => {
       store.enqueue(item(1), 60_000, now), // same key in the same batch: a duplicate
     ]);
     expect(results.map((r) => r?.key)).toEqual(['k1', 'k2', undefined]);
-    await store.complete(results[0]!.id);
+    const [claim] = await store.claim('inbound', 'w', 1, 30_000);
+    expect(claim?.item.key).toBe('k1');
+    await store.complete(results[0]!.id, claim!.fence);
     expect((await store.pending('inbound')).map((i) => i.key)).toEqual(['k2']);
     await store.close();
   });
@@ -104,17 +106,53 @@ describe('SqliteStore write path', () => {
   });
 });
 
-describe('SqliteStore revision', () => {
-  it("moves when another connection (an operator's command) changes the outbox", async () => {
+describe('SqliteStore beside an operator connection', () => {
+  it("sees another connection's revive at once: nextDue and claim find the item", async () => {
     const path = dir.path('rev.db');
     const worker = SqliteStore.open(path, { checkpointIntervalMs: 0 });
     const operator = SqliteStore.open(path, { checkpointIntervalMs: 0 });
     const it1 = await worker.enqueue(item(1), 60_000, Date.now());
-    await worker.bury(it1!.id, 1, 'x');
-    const r0 = await worker.revision();
-    await operator.revive('all-dead', Date.now());
-    expect(await worker.revision()).not.toBe(r0);
+    const [c] = await worker.claim('inbound', 'w', 10, 30_000);
+    await worker.bury(it1!.id, c!.fence, 1, 'x');
+    expect(await worker.nextDue('inbound')).toBeUndefined();
+    const at = Date.now();
+    await operator.revive('all-dead', at);
+    expect(await worker.nextDue('inbound')).toBe(at);
+    expect((await worker.claim('inbound', 'w', 10, 30_000)).map((x) => x.item.id)).toEqual([it1!.id]);
     await operator.close();
     await worker.close();
+  });
+});
+
+describe('SqliteStore leases and the exclusive open', () => {
+  it('an exclusive open takes over the leases a killed holder left, at once', async () => {
+    const path = dir.path('takeover.db');
+    const dead = SqliteStore.open(path, { checkpointIntervalMs: 0 });
+    const a = await dead.enqueue(item(1), 60_000, Date.now(), { owner: 'dead', leaseMs: 3_600_000 });
+    expect(a?.fence).toBeTypeOf('number');
+    // Never closed: as if killed. A plain open (an operator) leaves the lease alone.
+    const operator = SqliteStore.open(path, { checkpointIntervalMs: 0 });
+    expect(await operator.claim('inbound', 'op', 10, 30_000)).toEqual([]);
+    await operator.close();
+    const next = SqliteStore.open(path, { checkpointIntervalMs: 0, exclusive: true });
+    const [c] = await next.claim('inbound', 'w', 10, 30_000);
+    expect(c?.item.id).toBe(a!.id);
+    expect(c!.fence).toBeGreaterThan(a!.fence!);
+    await expect(dead.complete(a!.id, a!.fence!)).rejects.toThrow(/lease lost/);
+    await next.close();
+    await dead.close();
+  });
+
+  it('keeps fences growing across reopens', async () => {
+    const path = dir.path('fences.db');
+    let last = 0;
+    for (let n = 0; n < 3; n++) {
+      const store = SqliteStore.open(path, { checkpointIntervalMs: 0 });
+      const i = await store.enqueue(item(n), 60_000, Date.now(), { owner: 'w', leaseMs: 30_000 });
+      expect(i!.fence!).toBeGreaterThan(last);
+      last = i!.fence!;
+      await store.complete(i!.id, i!.fence!);
+      await store.close();
+    }
   });
 });

@@ -5,5 +5,9 @@ import { tempDir } from './helpers.js';
 const dir = tempDir();
 
 // A fresh file per test: the real thing, WAL and all.
-describeStoreConformance('SqliteStore (file)', async () => SqliteStore.open(dir.path('store.db')));
-describeStoreConformance('SqliteStore (:memory:)', async () => SqliteStore.open(':memory:'));
+describeStoreConformance('SqliteStore (file)', async ({ clock }) =>
+  SqliteStore.open(dir.path('store.db'), { clock }),
+);
+describeStoreConformance('SqliteStore (:memory:)', async ({ clock }) =>
+  SqliteStore.open(':memory:', { clock }),
+);

@@ -55,7 +55,7 @@ describe('opening and migrating', () => {
     expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
     expect(pragma(file, 'user_version')).toBe(SCHEMA_VERSION);
     expect(pragma(file, 'journal_mode')).toBe('wal');
-    expect(tables(file)).toEqual(['clients', 'dedupe', 'outbox']);
+    expect(tables(file)).toEqual(['clients', 'dedupe', 'fence_seq', 'outbox', 'queues']);
   });
 
   it('migrates an existing empty file', async () => {
@@ -103,8 +103,8 @@ describe('opening and migrating', () => {
     const file = dir.path('shared.db');
     const bridge = SqliteStore.open(file);
     const operator = SqliteStore.open(file);
-    const a = await bridge.enqueue(item, 60_000, 1);
-    await bridge.bury(a!.id, 3, 'HTTP 400');
+    const a = await bridge.enqueue(item, 60_000, 1, { owner: 'bridge', leaseMs: 30_000 });
+    await bridge.bury(a!.id, a!.fence!, 3, 'HTTP 400');
     expect(await operator.revive('all-dead', 5)).toBe(1);
     expect(await bridge.pending('inbound')).toMatchObject([{ id: a!.id, attempts: 0, nextAttemptAt: 5 }]);
     await operator.close();
@@ -144,6 +144,36 @@ describe('opening and migrating', () => {
     expect(pragma(file, 'user_version')).toBe(0);
     // clients and dedupe were created before the failing statement: rolled back too.
     expect(tables(file)).toEqual(['outbox']);
+  });
+
+  it('migrates a version 1 store with items in it: queues built, claims go in order', async () => {
+    const file = dir.path('v1.db');
+    const raw = new Database(file);
+    raw.exec(MIGRATIONS[0]!);
+    raw.pragma('user_version = 1');
+    const insert = raw.prepare(
+      `INSERT INTO outbox (leg, client_id, key, payload, created_at, attempts, next_attempt_at, state)
+       VALUES (?, ?, ?, '{}', 1, 0, ?, ?)`,
+    );
+    insert.run('inbound', 'a', 'a1', 1, 'dead');
+    insert.run('inbound', 'a', 'a2', 5, 'pending');
+    insert.run('inbound', 'a', 'a3', 1, 'pending');
+    insert.run('inbound', 'b', 'b1', 3, 'pending');
+    insert.run('outbound', 'a', 'o1', 1, 'pending');
+    raw.close();
+
+    const store = SqliteStore.open(file, { clock: () => 10 });
+    expect(pragma(file, 'user_version')).toBe(SCHEMA_VERSION);
+    const claims = await store.claim('inbound', 'w', 10, 1000);
+    expect(claims.map((c) => c.item.key)).toEqual(['b1', 'a2']);
+    expect((await store.claim('outbound', 'w', 10, 1000)).map((c) => c.item.key)).toEqual(['o1']);
+    const a2 = claims.find((c) => c.item.key === 'a2')!;
+    expect((await store.complete(a2.item.id, a2.fence, { leaseMs: 1000 }))?.item.key).toBe('a3');
+    expect(await store.stats()).toMatchObject([
+      { leg: 'inbound', pending: 2, dead: 1, clients: 2 },
+      { leg: 'outbound', pending: 1, dead: 0, clients: 1 },
+    ]);
+    await store.close();
   });
 
   it('opened read-only, reads but never writes, creates or migrates', async () => {

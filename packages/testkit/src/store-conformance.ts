@@ -1,19 +1,37 @@
 /**
  * The Store conformance suite: the behaviour core's Outbox, Relay and the
- * operator commands rely on, checked against any Store implementation.
+ * operator commands rely on, checked against any Store implementation,
+ * including the lease rules that let several workers share one store.
  *
  * ```ts
- * describeStoreConformance('MyStore', async () => new MyStore(...));
+ * describeStoreConformance('MyStore', async ({ clock }) => new MyStore({ clock, ... }));
  * ```
  *
  * Each test gets a fresh, empty store from `makeStore` and closes it after.
- * Requires vitest (an optional peer dependency of @kitbridge/testkit).
+ * The store must read leases' and due times' "now" from `clock` (the suite
+ * moves it). Requires vitest (an optional peer dependency of @kitbridge/testkit).
  */
-import type { ClientRecord, JsonObject, Leg, NewOutboxItem, OutboxItem, Store } from '@kitbridge/core';
+import {
+  type Claim,
+  type ClientRecord,
+  type JsonObject,
+  LeaseLostError,
+  type Leg,
+  type NewOutboxItem,
+  type OutboxItem,
+  type Store,
+} from '@kitbridge/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 const T0 = 1_700_000_000_000;
 const TTL = 60_000;
+const LEASE = 30_000;
+
+/** What the suite hands `makeStore`. */
+export interface StoreTestOptions {
+  /** The store's clock: leases and due times must be judged by it. Starts at T0 (1_700_000_000_000). */
+  clock: () => number;
+}
 
 function item(key: string, over: Partial<NewOutboxItem> = {}): NewOutboxItem {
   return { leg: 'inbound', clientId: 'c1', key, payload: { text: key }, ...over };
@@ -36,24 +54,44 @@ const AWKWARD_PAYLOAD: JsonObject = {
 };
 
 /** Registers the Store conformance tests under `describe(name)`. */
-export function describeStoreConformance(name: string, makeStore: () => Promise<Store>): void {
+export function describeStoreConformance(
+  name: string,
+  makeStore: (opts: StoreTestOptions) => Promise<Store>,
+): void {
   describe(`Store conformance: ${name}`, () => {
     let store: Store;
+    let now = T0;
+    const clock = () => now;
 
     beforeEach(async () => {
-      store = await makeStore();
+      now = T0;
+      store = await makeStore({ clock });
     });
     afterEach(async () => {
       await store.close();
     });
 
-    async function enqueueOk(i: NewOutboxItem, now = T0, ttl = TTL): Promise<OutboxItem> {
-      const stored = await store.enqueue(i, ttl, now);
+    async function enqueueOk(i: NewOutboxItem, at = T0, ttl = TTL): Promise<OutboxItem> {
+      const stored = await store.enqueue(i, ttl, at);
       expect(stored, `enqueue of ${i.leg}/${i.key} was refused`).toBeDefined();
       return stored!;
     }
 
+    /** Claims every due client of the leg as `owner`; the fence of each claimed item, by item id. */
+    async function claimAll(leg: Leg = 'inbound', owner = 'w1'): Promise<Map<number, number>> {
+      const claims = await store.claim(leg, owner, 1000, LEASE);
+      return new Map(claims.map((c) => [c.item.id, c.fence]));
+    }
+
+    /** The fence of a claim of `i` (its client's head) as `owner`. */
+    async function hold(i: OutboxItem, owner = 'w1'): Promise<number> {
+      const fence = (await claimAll(i.leg, owner)).get(i.id);
+      expect(fence, `item ${i.key} was not claimed`).toBeTypeOf('number');
+      return fence!;
+    }
+
     const ids = (items: OutboxItem[]) => items.map((i) => i.id);
+    const keysOf = (claims: Claim[]) => claims.map((c) => c.item.key).sort();
 
     it('has a description', () => {
       expect(typeof store.description).toBe('string');
@@ -87,12 +125,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       });
 
       it('keeps the key after the item is completed, dropped or buried', async () => {
-        const a = await enqueueOk(item('a'));
-        const b = await enqueueOk(item('b'));
-        const c = await enqueueOk(item('c'));
-        await store.complete(a.id);
+        const a = await enqueueOk(item('a', { clientId: 'ca' }));
+        const b = await enqueueOk(item('b', { clientId: 'cb' }));
+        const c = await enqueueOk(item('c', { clientId: 'cc' }));
+        const fences = await claimAll();
+        await store.complete(a.id, fences.get(a.id)!);
         await store.drop(b.id);
-        await store.bury(c.id, 1, 'no');
+        await store.bury(c.id, fences.get(c.id)!, 1, 'no');
         for (const k of ['a', 'b', 'c']) expect(await store.enqueue(item(k), TTL, T0 + 1)).toBeUndefined();
         expect(await store.list({})).toHaveLength(1);
       });
@@ -149,7 +188,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       it('gives increasing ids, never reusing one after a delete', async () => {
         const a = await enqueueOk(item('a'));
         const b = await enqueueOk(item('b', { leg: 'outbound' }));
-        await store.complete(b.id);
+        await store.complete(b.id, await hold(b));
         const c = await enqueueOk(item('c'));
         expect(b.id).toBeGreaterThan(a.id);
         expect(c.id).toBeGreaterThan(b.id);
@@ -184,8 +223,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const b = await enqueueOk(item('b', { clientId: 'y' }), T0 + 5);
         const c = await enqueueOk(item('c', { clientId: 'x' }), T0 + 1);
         const dead = await enqueueOk(item('d'));
-        await store.bury(dead.id, 1, 'gone');
-        await store.reschedule(a.id, 1, T0 + 1_000_000, 'later');
+        const fences = await claimAll();
+        await store.bury(dead.id, fences.get(dead.id)!, 1, 'gone');
+        await store.reschedule(a.id, fences.get(a.id)!, 1, T0 + 1_000_000, 'later');
         expect(ids(await store.pending('inbound'))).toEqual([a.id, b.id, c.id]);
         expect((await store.pending('outbound')).map((i) => i.key)).toEqual(['o']);
       });
@@ -199,8 +239,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     describe('delivery outcomes', () => {
       it('reschedule records the attempt, the due time and the error', async () => {
         const a = await enqueueOk(item('a'));
-        await store.reschedule(a.id, 1, T0 + 500, 'HTTP 503');
-        await store.reschedule(a.id, 2, T0 + 1500, 'timeout');
+        await store.reschedule(a.id, await hold(a), 1, T0 + 500, 'HTTP 503');
+        now = T0 + 500;
+        await store.reschedule(a.id, await hold(a), 2, T0 + 1500, 'timeout');
         const expected = { ...a, attempts: 2, nextAttemptAt: T0 + 1500, lastError: 'timeout' };
         expect(await store.get(a.id)).toEqual(expected);
         expect(await store.pending('inbound')).toEqual([expected]);
@@ -209,15 +250,16 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       it('complete removes the item', async () => {
         const a = await enqueueOk(item('a'));
         const b = await enqueueOk(item('b'));
-        await store.complete(a.id);
+        expect(await store.complete(a.id, await hold(a))).toBeUndefined();
         expect(await store.get(a.id)).toBeUndefined();
         expect(ids(await store.pending('inbound'))).toEqual([b.id]);
       });
 
       it('bury moves the item to the dead letters with its reason', async () => {
         const a = await enqueueOk(item('a'));
-        await store.reschedule(a.id, 1, T0 + 10, 'first');
-        await store.bury(a.id, 5, 'gave up after 5 attempts: HTTP 500');
+        await store.reschedule(a.id, await hold(a), 1, T0 + 10, 'first');
+        now = T0 + 10;
+        await store.bury(a.id, await hold(a), 5, 'gave up after 5 attempts: HTTP 500');
         const dead = await store.get(a.id);
         expect(dead).toEqual({
           ...a,
@@ -230,24 +272,301 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         expect(await store.list({ state: 'dead' })).toEqual([dead]);
       });
 
-      it('ignores unknown ids', async () => {
+      it('takes an item an operator dropped under the lease as done, and releases the lease', async () => {
         const a = await enqueueOk(item('a'));
-        await store.reschedule(a.id + 100, 1, T0, 'x');
-        await store.complete(a.id + 100);
-        await store.bury(a.id + 100, 1, 'x');
-        expect(await store.list({})).toEqual([a]);
+        const b = await enqueueOk(item('b'));
+        const fence = await hold(a);
+        expect(await store.drop(a.id)).toBe(true);
+        await store.saveProgress(a.id, fence, { sent: 1 });
+        await store.reschedule(a.id, fence, 1, T0, 'x');
+        // Released: b, the client's head now, is claimable.
+        const [next] = await store.claim('inbound', 'w2', 10, LEASE);
+        expect(next?.item.id).toBe(b.id);
+        await store.bury(a.id, next!.fence, 1, 'x');
+        expect(await store.list({})).toEqual([b]);
+      });
+    });
+
+    describe('claims and leases', () => {
+      it('claims due client heads, one item per client, with fences, the longest-waiting first', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }), T0 - 5);
+        await enqueueOk(item('a2', { clientId: 'a' }), T0 - 4);
+        const b1 = await enqueueOk(item('b1', { clientId: 'b' }), T0 - 9);
+        await enqueueOk(item('o1', { clientId: 'a', leg: 'outbound' }));
+        const claims = await store.claim('inbound', 'w1', 10, LEASE);
+        expect(claims.map((c) => c.item)).toEqual([b1, a1]);
+        expect(new Set(claims.map((c) => c.fence)).size).toBe(2);
+        for (const c of claims) expect(Number.isSafeInteger(c.fence)).toBe(true);
+      });
+
+      it('honours max, and gives nothing for max 0 or an empty leg', async () => {
+        for (const c of ['a', 'b', 'c']) await enqueueOk(item(`${c}1`, { clientId: c }));
+        expect(await store.claim('inbound', 'w1', 0, LEASE)).toEqual([]);
+        expect(await store.claim('outbound', 'w1', 10, LEASE)).toEqual([]);
+        expect(await store.claim('inbound', 'w1', 2, LEASE)).toHaveLength(2);
+        expect(keysOf(await store.claim('inbound', 'w2', 2, LEASE))).toHaveLength(1);
+      });
+
+      it('never grants a live lease again, to another owner or its own', async () => {
+        const a = await enqueueOk(item('a1', { clientId: 'a' }));
+        await hold(a, 'w1');
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        expect(await store.claim('inbound', 'w1', 10, LEASE)).toEqual([]);
+        now = T0 + LEASE - 1;
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+      });
+
+      it('two claimants at once never hold one client', async () => {
+        for (let n = 0; n < 20; n++) await enqueueOk(item(`k${n}`, { clientId: `c${n % 7}` }));
+        const rounds = await Promise.all(
+          Array.from({ length: 6 }, (_, w) => store.claim('inbound', `w${w}`, 3, LEASE)),
+        );
+        const clients = rounds.flat().map((c) => c.item.clientId);
+        expect(clients).toHaveLength(7);
+        expect(new Set(clients).size).toBe(7);
+        const fences = rounds.flat().map((c) => c.fence);
+        expect(new Set(fences).size).toBe(fences.length);
+      });
+
+      it('keeps per-client order: a second item is never claimed while the first is pending', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const a2 = await enqueueOk(item('a2', { clientId: 'a' }));
+        const f1 = await hold(a1, 'w1');
+        // Its lease expires: the next claim gets the first item again, not the second.
+        now = T0 + LEASE;
+        const [again] = await store.claim('inbound', 'w2', 10, LEASE);
+        expect(again?.item.id).toBe(a1.id);
+        await expect(store.complete(a1.id, f1)).rejects.toBeInstanceOf(LeaseLostError);
+        // Failed and waiting for its backoff, the first still holds the second back.
+        await store.reschedule(a1.id, again!.fence, 1, T0 + LEASE + 1000, 'HTTP 503');
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        now = T0 + LEASE + 1000;
+        const f3 = await hold(a1, 'w3');
+        expect(await store.complete(a1.id, f3)).toBeUndefined();
+        const [second] = await store.claim('inbound', 'w3', 10, LEASE);
+        expect(second?.item.id).toBe(a2.id);
+      });
+
+      it('claims respect nextAttemptAt by the store clock', async () => {
+        const a = await enqueueOk(item('a1', { clientId: 'a' }));
+        await store.reschedule(a.id, await hold(a), 1, T0 + 5000, 'later');
+        expect(await store.claim('inbound', 'w1', 10, LEASE)).toEqual([]);
+        now = T0 + 4999;
+        expect(await store.claim('inbound', 'w1', 10, LEASE)).toEqual([]);
+        now = T0 + 5000;
+        const [c] = await store.claim('inbound', 'w1', 10, LEASE);
+        expect(c?.item).toMatchObject({
+          id: a.id,
+          attempts: 1,
+          nextAttemptAt: T0 + 5000,
+          lastError: 'later',
+        });
+      });
+
+      it('hands an expired lease to another owner with a larger fence, and refuses the stale one', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const old = await hold(a1, 'w1');
+        now = T0 + LEASE;
+        const [taken] = await store.claim('inbound', 'w2', 10, LEASE);
+        expect(taken?.item.id).toBe(a1.id);
+        expect(taken!.fence).toBeGreaterThan(old);
+        const lost = (p: Promise<unknown>) => expect(p).rejects.toBeInstanceOf(LeaseLostError);
+        await lost(store.complete(a1.id, old));
+        await lost(store.complete(a1.id, old, { leaseMs: LEASE }));
+        await lost(store.reschedule(a1.id, old, 1, T0, 'stale'));
+        await lost(store.bury(a1.id, old, 1, 'stale'));
+        await lost(store.saveProgress(a1.id, old, { stale: true }));
+        await lost(store.renew('inbound', 'a', old, LEASE));
+        // Nothing the stale holder tried changed the item.
+        expect(await store.get(a1.id)).toEqual(a1);
+        // The new holder's writes go through.
+        await store.saveProgress(a1.id, taken!.fence, { sent: 1 });
+        await store.renew('inbound', 'a', taken!.fence, LEASE);
+        expect(await store.complete(a1.id, taken!.fence)).toBeUndefined();
+        expect(await store.get(a1.id)).toBeUndefined();
+      });
+
+      it('refuses a fence once its lease was released, and a fence of another client', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const a2 = await enqueueOk(item('a2', { clientId: 'a' }));
+        const b1 = await enqueueOk(item('b1', { clientId: 'b' }));
+        const fences = await claimAll();
+        const fa = fences.get(a1.id)!;
+        const fb = fences.get(b1.id)!;
+        // A fence covers its own client's items only.
+        await expect(store.complete(a1.id, fb)).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store.saveProgress(b1.id, fa, {})).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store.renew('inbound', 'b', fa, LEASE)).rejects.toBeInstanceOf(LeaseLostError);
+        await store.reschedule(a1.id, fa, 1, T0, 'x');
+        // Released: the same fence is refused now, even for the same item.
+        await expect(store.complete(a1.id, fa)).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store.saveProgress(a1.id, fa, {})).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store.renew('inbound', 'a', fa, LEASE)).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store.bury(a1.id, fa, 1, 'x')).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await store.get(a1.id)).toMatchObject({ state: 'pending', attempts: 1 });
+        expect(await store.get(a2.id)).toEqual(a2);
+        await expect(store.complete(a1.id, 987_654_321)).rejects.toBeInstanceOf(LeaseLostError);
+      });
+
+      it('releases the lease on complete, reschedule and bury: another owner may claim at once', async () => {
+        const items = [];
+        for (let n = 1; n <= 4; n++) items.push(await enqueueOk(item(`a${n}`, { clientId: 'a' })));
+        const [i1, i2, i3, i4] = items as [OutboxItem, OutboxItem, OutboxItem, OutboxItem];
+        await store.complete(i1.id, await hold(i1, 'w1'));
+        await store.bury(i2.id, await hold(i2, 'w2'), 1, 'blocked');
+        await store.reschedule(i3.id, await hold(i3, 'w3'), 1, T0, 'retry');
+        const f3 = await hold(i3, 'w4');
+        expect(await store.complete(i3.id, f3)).toBeUndefined();
+        expect((await store.claim('inbound', 'w5', 10, LEASE)).map((c) => c.item.id)).toEqual([i4.id]);
+      });
+
+      it('complete with handOn passes the lease to the next due item, same fence, renewed', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const a2 = await enqueueOk(item('a2', { clientId: 'a', payload: { n: 2 } }));
+        const fence = await hold(a1);
+        now = T0 + 1000;
+        const next = await store.complete(a1.id, fence, { leaseMs: LEASE });
+        expect(next).toEqual({ item: a2, fence });
+        // The handed-on lease runs from the completion: still live just before it ends.
+        now = T0 + 1000 + LEASE - 1;
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        expect(await store.complete(a2.id, fence, { leaseMs: LEASE })).toBeUndefined();
+        // No next item: the lease is released.
+        await expect(store.renew('inbound', 'a', fence, LEASE)).rejects.toBeInstanceOf(LeaseLostError);
+        const a3 = await enqueueOk(item('a3', { clientId: 'a' }));
+        expect((await store.claim('inbound', 'w2', 10, LEASE)).map((c) => c.item.id)).toEqual([a3.id]);
+      });
+
+      it('renew extends a lease from the store clock', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const fence = await hold(a1);
+        now = T0 + LEASE - 1;
+        await store.renew('inbound', 'a', fence, LEASE);
+        now = T0 + LEASE + 100;
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        now = T0 + 2 * LEASE - 1;
+        const [c] = await store.claim('inbound', 'w2', 10, LEASE);
+        expect(c?.item.id).toBe(a1.id);
+      });
+
+      it('hands out strictly increasing fences', async () => {
+        const seen: number[] = [];
+        for (let n = 0; n < 5; n++) {
+          const i = await enqueueOk(item(`k${n}`, { clientId: `c${n}` }));
+          const fence = await hold(i);
+          seen.push(fence);
+          if (n % 2) await store.complete(i.id, fence);
+        }
+        expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+        expect(new Set(seen).size).toBe(seen.length);
+      });
+
+      it('dead letters do not block a client; a revived one takes its place by id under the lease', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const a2 = await enqueueOk(item('a2', { clientId: 'a' }));
+        await store.bury(a1.id, await hold(a1), 1, 'blocked');
+        const f2 = await hold(a2);
+        // Revived while a2 is being delivered: it waits for the lease, then comes first.
+        expect(await store.revive([a1.id], T0)).toBe(1);
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        expect((await store.complete(a2.id, f2, { leaseMs: LEASE }))?.item.id).toBe(a1.id);
+      });
+
+      it('drops an item under a lease without releasing it', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const fence = await hold(a1);
+        await store.drop(a1.id);
+        const a2 = await enqueueOk(item('a2', { clientId: 'a' }));
+        // Still leased: a2 waits; completing the dropped item hands on or releases as usual.
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        expect((await store.complete(a1.id, fence, { leaseMs: LEASE }))?.item.id).toBe(a2.id);
+      });
+
+      it('round-trips delivery progress through claim, get and list, and keeps it across attempts', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const fence = await hold(a1);
+        await store.saveProgress(a1.id, fence, { sent: 1, ids: ['m1'] });
+        await store.saveProgress(a1.id, fence, AWKWARD_PAYLOAD);
+        expect((await store.get(a1.id))?.progress).toEqual(AWKWARD_PAYLOAD);
+        expect((await store.list({}))[0]?.progress).toEqual(AWKWARD_PAYLOAD);
+        await store.reschedule(a1.id, fence, 1, T0, 'HTTP 502');
+        const [again] = await store.claim('inbound', 'w2', 10, LEASE);
+        expect(again?.item.progress).toEqual(AWKWARD_PAYLOAD);
+        expect(JSON.stringify(again?.item.progress)).toBe(JSON.stringify(AWKWARD_PAYLOAD));
+        (again!.item.progress!.nested as JsonObject).x = 1;
+        expect((await store.get(a1.id))?.progress).toEqual(AWKWARD_PAYLOAD);
+        const other = await enqueueOk(item('b1', { clientId: 'b' }));
+        expect((await store.get(other.id))?.progress).toBeUndefined();
+      });
+
+      it('enqueue with a claim takes the lease of a free client in the same step', async () => {
+        const got = await store.enqueue(item('a1', { clientId: 'a' }), TTL, T0, {
+          owner: 'w1',
+          leaseMs: LEASE,
+        });
+        expect(got?.fence).toBeTypeOf('number');
+        expect(await store.claim('inbound', 'w2', 10, LEASE)).toEqual([]);
+        // The client has a pending item now: the next one waits, without a fence.
+        const second = await store.enqueue(item('a2', { clientId: 'a' }), TTL, T0, {
+          owner: 'w1',
+          leaseMs: LEASE,
+        });
+        expect(second?.fence).toBeUndefined();
+        // A duplicate is still a duplicate.
+        expect(
+          await store.enqueue(item('a1', { clientId: 'a' }), TTL, T0, { owner: 'w1', leaseMs: LEASE }),
+        ).toBeUndefined();
+        expect((await store.complete(got!.id, got!.fence!, { leaseMs: LEASE }))?.item.id).toBe(second!.id);
+      });
+
+      it('enqueue with a claim waits when another owner leases the client', async () => {
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }));
+        const fence = await hold(a1, 'w1');
+        await store.drop(a1.id);
+        const a2 = await store.enqueue(item('a2', { clientId: 'a' }), TTL, T0, {
+          owner: 'w2',
+          leaseMs: LEASE,
+        });
+        expect(a2?.fence).toBeUndefined();
+        await store.complete(a1.id, fence);
+        expect((await store.claim('inbound', 'w2', 10, LEASE)).map((c) => c.item.id)).toEqual([a2!.id]);
+      });
+
+      it('nextDue says when a claim could next return something', async () => {
+        expect(await store.nextDue('inbound')).toBeUndefined();
+        const a1 = await enqueueOk(item('a1', { clientId: 'a' }), T0 - 10);
+        const b1 = await enqueueOk(item('b1', { clientId: 'b' }), T0 - 5);
+        expect(await store.nextDue('inbound')).toBe(T0 - 10);
+        expect(await store.nextDue('outbound')).toBeUndefined();
+        const [ca] = await store.claim('inbound', 'w1', 1, LEASE);
+        expect(ca?.item.id).toBe(a1.id);
+        expect(await store.nextDue('inbound')).toBe(T0 - 5);
+        const [cb] = await store.claim('inbound', 'w1', 1, LEASE);
+        expect(cb?.item.id).toBe(b1.id);
+        // Both leased: due when the first lease runs out.
+        expect(await store.nextDue('inbound')).toBe(T0 + LEASE);
+        await store.reschedule(b1.id, cb!.fence, 1, T0 + 500, 'x');
+        expect(await store.nextDue('inbound')).toBe(T0 + 500);
+        await store.complete(a1.id, ca!.fence);
+        expect(await store.nextDue('inbound')).toBe(T0 + 500);
+        now = T0 + 500;
+        await store.bury(b1.id, await hold(b1), 2, 'dead');
+        expect(await store.nextDue('inbound')).toBeUndefined();
       });
     });
 
     describe('operator commands', () => {
+      /** p1 stays leased; d1 and d2 are dead; p2 waits behind d1's client. */
       async function seed() {
         const p1 = await enqueueOk(item('p1'));
         const d1 = await enqueueOk(item('d1', { leg: 'outbound' }));
         const p2 = await enqueueOk(item('p2', { leg: 'outbound' }), T0 + 1);
-        const d2 = await enqueueOk(item('d2'), T0 + 2);
-        await store.bury(d1.id, 3, 'HTTP 400');
-        await store.bury(d2.id, 4, 'blocked');
-        return { p1, d1, p2, d2 };
+        const d2 = await enqueueOk(item('d2', { clientId: 'c2' }), T0 + 2);
+        now = T0 + 2;
+        const inbound = await claimAll('inbound', 'seed');
+        await store.bury(d1.id, await hold(d1, 'seed'), 3, 'HTTP 400');
+        await store.bury(d2.id, inbound.get(d2.id)!, 4, 'blocked');
+        return { p1, d1, p2, d2, p1Fence: inbound.get(p1.id)! };
       }
 
       it('get returns undefined for an unknown id', async () => {
@@ -276,8 +595,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       });
 
       it('revive by ids: back to pending, due now, attempts reset; counts what it found', async () => {
-        const { p1, d1, d2 } = await seed();
-        await store.reschedule(p1.id, 2, T0 + 9999, 'slow');
+        const { p1, d1, d2, p1Fence } = await seed();
+        await store.reschedule(p1.id, p1Fence, 2, T0 + 9999, 'slow');
         const now = T0 + 50_000;
         expect(await store.revive([d1.id, p1.id, 999_999], now)).toBe(2);
         expect(await store.get(d1.id)).toMatchObject({ state: 'pending', attempts: 0, nextAttemptAt: now });
@@ -290,7 +609,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       it("revive 'all-dead' revives every dead item and nothing else", async () => {
         const { p1, p2, d1, d2 } = await seed();
-        await store.reschedule(p2.id, 1, T0 + 777, 'wait');
+        await store.reschedule(p2.id, await hold(p2), 1, T0 + 777, 'wait');
         const now = T0 + 60_000;
         expect(await store.revive('all-dead', now)).toBe(2);
         expect(await store.list({ state: 'dead' })).toEqual([]);
@@ -312,20 +631,6 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         expect(await store.list({})).toHaveLength(2);
       });
 
-      it("revision moves with revive and drop, not with the outbox's own writes", async () => {
-        const { p1, d1 } = await seed();
-        const r0 = await store.revision();
-        await store.reschedule(p1.id, 1, T0 + 10, 'x');
-        await store.complete(p1.id);
-        await enqueueOk(item('p3'));
-        expect(await store.revision()).toBe(r0);
-        await store.revive([d1.id], T0);
-        const r1 = await store.revision();
-        expect(r1).not.toBe(r0);
-        await store.drop(d1.id);
-        expect(await store.revision()).not.toBe(r1);
-      });
-
       it('stats counts pending and dead per leg, with the oldest pending createdAt', async () => {
         const byLeg = async () => {
           const s = await store.stats();
@@ -333,24 +638,36 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           return Object.fromEntries(s.map((x) => [x.leg, x])) as Record<Leg, (typeof s)[number]>;
         };
         let s = await byLeg();
-        expect(s.inbound).toMatchObject({ pending: 0, dead: 0 });
+        expect(s.inbound).toMatchObject({ pending: 0, dead: 0, clients: 0 });
         expect(s.inbound.oldestPendingAt).toBeUndefined();
         expect(s.outbound.oldestPendingAt).toBeUndefined();
 
-        const { p1 } = await seed();
+        const { p1, p1Fence } = await seed();
         await enqueueOk(item('p3'), T0 + 10);
         s = await byLeg();
-        expect(s.inbound).toEqual({ leg: 'inbound', pending: 2, dead: 1, oldestPendingAt: T0 });
-        expect(s.outbound).toEqual({ leg: 'outbound', pending: 1, dead: 1, oldestPendingAt: T0 + 1 });
+        expect(s.inbound).toEqual({ leg: 'inbound', pending: 2, dead: 1, clients: 1, oldestPendingAt: T0 });
+        expect(s.outbound).toEqual({
+          leg: 'outbound',
+          pending: 1,
+          dead: 1,
+          clients: 1,
+          oldestPendingAt: T0 + 1,
+        });
 
-        await store.complete(p1.id);
+        await store.complete(p1.id, p1Fence);
         s = await byLeg();
-        expect(s.inbound).toEqual({ leg: 'inbound', pending: 1, dead: 1, oldestPendingAt: T0 + 10 });
+        expect(s.inbound).toEqual({
+          leg: 'inbound',
+          pending: 1,
+          dead: 1,
+          clients: 1,
+          oldestPendingAt: T0 + 10,
+        });
 
         await store.revive('all-dead', T0 + 100);
         s = await byLeg();
-        expect(s.inbound).toMatchObject({ pending: 2, dead: 0 });
-        expect(s.outbound).toMatchObject({ pending: 2, dead: 0, oldestPendingAt: T0 });
+        expect(s.inbound).toMatchObject({ pending: 2, dead: 0, clients: 2 });
+        expect(s.outbound).toMatchObject({ pending: 2, dead: 0, clients: 1, oldestPendingAt: T0 });
       });
     });
 
@@ -432,6 +749,66 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         // Re-opened: a record without closeReason clears it.
         await store.saveClient({ ...alice, lastSeen: T0 + 9000 });
         expect(await store.getClient('tg:42')).toEqual({ ...alice, lastSeen: T0 + 9000 });
+      });
+
+      it('patchClient creates a record: first and last seen now, open, with what the patch gives', async () => {
+        const got = await store.patchClient('p:1', { profile: { name: 'Ann' } }, T0);
+        const expected: ClientRecord = {
+          clientId: 'p:1',
+          firstSeen: T0,
+          lastSeen: T0,
+          conversation: 'open',
+          profile: { name: 'Ann' },
+        };
+        expect(got).toEqual(expected);
+        expect(await store.getClient('p:1')).toEqual(expected);
+      });
+
+      it('patchClient changes only what it is given', async () => {
+        await store.saveClient(alice);
+        const got = await store.patchClient(
+          'tg:42',
+          { profile: { name: 'Alice B.', utm: { source: 'ad' } }, address: { chatId: 43 } },
+          T0 + 10,
+        );
+        const expected: ClientRecord = {
+          ...alice,
+          lastSeen: T0 + 10,
+          address: { chatId: 43 },
+          profile: { name: 'Alice B.', tags: ['vip'], nested: { ok: true }, utm: { source: 'ad' } },
+        };
+        expect(got).toEqual(expected);
+        expect(await store.getClient('tg:42')).toEqual(expected);
+        // An empty patch only touches lastSeen.
+        expect(await store.patchClient('tg:42', {}, T0 + 20)).toEqual({ ...expected, lastSeen: T0 + 20 });
+      });
+
+      it('patchClient closes with a reason and drops profile fields; opening clears the reason', async () => {
+        await store.saveClient({ ...alice, profile: { name: 'Alice', utm: { source: 'ad' } } });
+        const closed = await store.patchClient(
+          'tg:42',
+          { conversation: 'closed', closeReason: 'CLOSED_BY_AGENT', dropProfile: ['utm', 'absent'] },
+          T0 + 1,
+        );
+        expect(closed).toMatchObject({ conversation: 'closed', closeReason: 'CLOSED_BY_AGENT' });
+        expect(closed.profile).toEqual({ name: 'Alice' });
+        const opened = await store.patchClient('tg:42', { conversation: 'open' }, T0 + 2);
+        expect(opened.conversation).toBe('open');
+        expect(opened.closeReason).toBeUndefined();
+        expect(await store.getClient('tg:42')).toEqual(opened);
+      });
+
+      it('concurrent patches of different fields all land', async () => {
+        await Promise.all([
+          ...Array.from({ length: 10 }, (_, n) =>
+            store.patchClient('c', { profile: { [`f${n}`]: n } }, T0 + n),
+          ),
+          store.patchClient('c', { address: { chat: 1 } }, T0),
+          store.patchClient('c', { conversation: 'closed', closeReason: 'x' }, T0),
+        ]);
+        const got = await store.getClient('c');
+        expect(got?.profile).toEqual(Object.fromEntries(Array.from({ length: 10 }, (_, n) => [`f${n}`, n])));
+        expect(got).toMatchObject({ address: { chat: 1 }, conversation: 'closed', closeReason: 'x' });
       });
 
       it('keeps clients apart and hands out copies', async () => {
