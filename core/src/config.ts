@@ -46,6 +46,11 @@ export interface OutboxSettings {
   maxAgeMs: number;
   /** Backoff between attempts. */
   backoff: { baseMs: number; maxMs: number };
+  /**
+   * Deadline of one attempt: then its AbortSignal aborts and the attempt counts
+   * as a transient failure, retried with backoff like any other.
+   */
+  deliveryTimeoutMs: number;
 }
 
 export const OUTBOX_DEFAULTS: OutboxSettings = {
@@ -53,6 +58,8 @@ export const OUTBOX_DEFAULTS: OutboxSettings = {
   maxAttempts: 50,
   maxAgeMs: 24 * 60 * 60_000,
   backoff: { baseMs: 1_000, maxMs: 5 * 60_000 },
+  // Long enough for a large file upload on a slow link; a hung far side holds a slot no longer.
+  deliveryTimeoutMs: 10 * 60_000,
 };
 
 // ---------------------------------------------------------------- parsing helpers
@@ -163,6 +170,10 @@ export const coreEnvSchema = z.object({
     .default(50)
     .describe('Attempts before dead-lettering'),
   KITBRIDGE_OUTBOX_MAX_AGE: duration.default(OUTBOX_DEFAULTS.maxAgeMs).describe('Age before dead-lettering'),
+  KITBRIDGE_DELIVERY_TIMEOUT: duration
+    .refine((ms) => ms >= 1_000, { message: 'expected at least 1s' })
+    .default(OUTBOX_DEFAULTS.deliveryTimeoutMs)
+    .describe('Deadline of one delivery attempt; a timed-out attempt is retried'),
   KITBRIDGE_DRAIN: duration
     .refine((ms) => ms <= 5 * 60_000, { message: 'expected at most 5m' })
     .default(DEFAULT_DRAIN_MS)
@@ -229,6 +240,7 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
       concurrency: env.KITBRIDGE_OUTBOX_CONCURRENCY,
       maxAttempts: env.KITBRIDGE_OUTBOX_MAX_ATTEMPTS,
       maxAgeMs: env.KITBRIDGE_OUTBOX_MAX_AGE,
+      deliveryTimeoutMs: env.KITBRIDGE_DELIVERY_TIMEOUT,
     },
   };
 }

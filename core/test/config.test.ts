@@ -48,6 +48,18 @@ describe('core configuration', () => {
     expect(c.showAgentName).toBe(true);
   });
 
+  it('KITBRIDGE_DELIVERY_TIMEOUT: a duration, 10 minutes by default, at least a second', () => {
+    expect(coreConfigFromEnv(parseEnv(coreEnvSchema, valid)).outbox?.deliveryTimeoutMs).toBe(600_000);
+    const c = coreConfigFromEnv(parseEnv(coreEnvSchema, { ...valid, KITBRIDGE_DELIVERY_TIMEOUT: '90s' }));
+    expect(c.outbox?.deliveryTimeoutMs).toBe(90_000);
+    expect(problems({ ...valid, KITBRIDGE_DELIVERY_TIMEOUT: '500ms' })).toMatch(
+      /^ {2}KITBRIDGE_DELIVERY_TIMEOUT: expected at least 1s$/m,
+    );
+    expect(problems({ ...valid, KITBRIDGE_DELIVERY_TIMEOUT: 'soon' })).toMatch(
+      /KITBRIDGE_DELIVERY_TIMEOUT: expected a duration/,
+    );
+  });
+
   it('names every missing variable at once', () => {
     const msg = problems({ KITBRIDGE_PUBLIC_URL: 'https://x.example' });
     for (const v of [
