@@ -423,6 +423,32 @@ describe('FakeDiscord with discord.js', () => {
     expect((await c).content).toBe('dm text');
   });
 
+  it('discord.js quirk: MESSAGE_UPDATE for a DM channel it has not cached is dropped (the raw event still arrives)', async () => {
+    const m = fake.dm(ALICE, 'written before login');
+    const client = await login(makeClient());
+    let updates = 0;
+    const raw: string[] = [];
+    client.on('messageUpdate', () => updates++);
+    client.on('raw', (p: { t?: string }) => p.t && raw.push(p.t));
+    fake.editMessage(m.channel_id, m.id, 'edited');
+    await fake.waitForGateway((r) => r.kind === 'dispatch' && r.t === 'MESSAGE_UPDATE');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(raw).toContain('MESSAGE_UPDATE');
+    expect(updates).toBe(0);
+    await client.channels.fetch(m.channel_id);
+    const updated = new Promise<void>((resolve) => client.once('messageUpdate', () => resolve()));
+    fake.editMessage(m.channel_id, m.id, 'edited again');
+    await updated;
+  });
+
+  it('every session gets the dispatches (two replicas on one token)', async () => {
+    const [a, b] = await Promise.all([login(makeClient()), login(makeClient())]);
+    const got = Promise.all([nextMessage(a), nextMessage(b)]);
+    fake.dm(ALICE, 'to both');
+    expect((await got).map((m) => m.content)).toEqual(['to both', 'to both']);
+    expect(fake.gatewaySessions.map((s) => s.state)).toEqual(['live', 'live']);
+  });
+
   it('edits are dispatched as MESSAGE_UPDATE', async () => {
     const client = await login(makeClient());
     const m = fake.dm(ALICE, 'typo');
