@@ -8,7 +8,7 @@
  * `utm` belongs to one conversation: it is dropped when Kit closes it.
  */
 import type { ClientIdentity, ClientProfile, JsonObject } from '../connector.js';
-import type { ClientRecord, Store } from '../store/store.js';
+import type { ClientPatch, ClientRecord, Store } from '../store/store.js';
 
 /** A record is rewritten at most this often unless its profile or address changed. */
 const TOUCH_INTERVAL_MS = 60_000;
@@ -54,79 +54,52 @@ export class ClientBook {
 
   /**
    * A message of this customer was accepted: the record is opened, its address
-   * and profile replaced by these. Written only when they changed or the last
-   * write is a while ago (last seen is a coarse figure).
+   * replaced by the message's (when it has one) and these profile fields merged
+   * in. Written only when something changed or the last write is a while ago
+   * (last seen is a coarse figure).
    */
   async seen(client: ClientIdentity, profile: ClientProfile | undefined): Promise<void> {
     const old = await this.get(client.clientId);
     const address = client.address ?? old?.address;
-    const sig = signature(address, profile, 'open');
+    const sig = signature(address, profile ?? old?.profile, 'open');
     const now = this.now();
     const entry = this.cache.get(client.clientId);
     if (entry && entry.sig === sig && now - entry.writtenAt < TOUCH_INTERVAL_MS) return;
-    await this.write(
-      this.record(client.clientId, old, now, {
-        address,
-        profile: profile ? json(profile) : old?.profile,
+    await this.patch(
+      client.clientId,
+      {
+        ...(client.address ? { address: json(client.address) } : {}),
+        ...(profile ? { profile: json(profile) } : {}),
         conversation: 'open',
-      }),
+      },
       now,
     );
   }
 
   /** A plugin's `ctx.updateClient`: address replaced, profile fields merged over the stored ones. Written now. */
   async update(client: ClientIdentity): Promise<void> {
-    const old = await this.get(client.clientId);
-    const profile = client.profile ? { ...old?.profile, ...json(client.profile) } : old?.profile;
-    const now = this.now();
-    await this.write(
-      this.record(client.clientId, old, now, {
-        address: client.address ?? old?.address,
-        profile,
-        conversation: old?.conversation ?? 'open',
-        closeReason: old?.closeReason,
-      }),
-      now,
+    await this.patch(
+      client.clientId,
+      {
+        ...(client.address ? { address: json(client.address) } : {}),
+        ...(client.profile ? { profile: json(client.profile) } : {}),
+      },
+      this.now(),
     );
   }
 
   /** Kit closed the conversation: the record says so, and the conversation's utm is forgotten. */
   async closed(clientId: string, reason: string): Promise<void> {
-    const old = await this.get(clientId);
-    if (!old) return;
-    const { utm: _utm, ...profile } = old.profile ?? {};
-    const now = this.now();
-    await this.write(
-      this.record(clientId, old, now, {
-        address: old.address,
-        profile: old.profile ? profile : undefined,
-        conversation: 'closed',
-        closeReason: reason,
-      }),
-      now,
+    await this.patch(
+      clientId,
+      { conversation: 'closed', closeReason: reason, dropProfile: ['utm'] },
+      this.now(),
     );
   }
 
-  private record(
-    clientId: string,
-    old: ClientRecord | undefined,
-    now: number,
-    fields: Pick<ClientRecord, 'address' | 'profile' | 'conversation' | 'closeReason'>,
-  ): ClientRecord {
-    return {
-      clientId,
-      firstSeen: old?.firstSeen ?? now,
-      lastSeen: now,
-      conversation: fields.conversation,
-      ...(fields.address ? { address: fields.address } : {}),
-      ...(fields.profile ? { profile: fields.profile } : {}),
-      ...(fields.closeReason !== undefined ? { closeReason: fields.closeReason } : {}),
-    };
-  }
-
-  private async write(record: ClientRecord, now: number): Promise<void> {
-    await this.store.saveClient(record);
-    this.remember(record, now);
+  /** One atomic store patch (concurrent ones keep each other's fields); the cache takes the result. */
+  private async patch(clientId: string, patch: ClientPatch, now: number): Promise<void> {
+    this.remember(await this.store.patchClient(clientId, patch, now), now);
   }
 
   private remember(record: ClientRecord, writtenAt: number): void {
@@ -138,8 +111,8 @@ export class ClientBook {
 }
 
 /** A plugin's object as plain JSON: undefined fields gone, nothing shared with the caller. */
-function json(profile: ClientProfile): JsonObject {
-  return JSON.parse(JSON.stringify(profile)) as JsonObject;
+function json(value: ClientProfile | JsonObject): JsonObject {
+  return JSON.parse(JSON.stringify(value)) as JsonObject;
 }
 
 /** What decides whether a record needs writing: address, profile and open/closed (times aside). */

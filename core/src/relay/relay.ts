@@ -11,6 +11,7 @@ import type {
   ChannelConnector,
   ClientIdentity,
   DeliveryTarget,
+  DeliveryWork,
   InboundMessage,
   JsonObject,
   MediaKind,
@@ -31,7 +32,7 @@ import type { Logger } from '../logger.js';
 import type { MediaFetcher } from '../media/fetch.js';
 import { type MediaSigner, mediaUrl } from '../media/token.js';
 import { type FailureKind, Outbox } from '../outbox.js';
-import type { OutboxItem, Store } from '../store/store.js';
+import { LeaseLostError, type OutboxItem, type Store } from '../store/store.js';
 import { ClientBook } from './clients.js';
 import { toCustomerEvent } from './to-kit.js';
 import { toAgentMessage } from './to-platform.js';
@@ -50,6 +51,9 @@ export interface RelayOptions {
 
 /** Stored on the outbound leg: the callback as Kit sent it. */
 type OutboundPayload = { kind: 'send_message' | 'close_conversation'; event: JsonObject };
+
+/** A close_conversation item's progress: the connector's own, until the customer was told. */
+type CloseProgress = { told?: boolean; platform?: JsonObject };
 
 export class Relay {
   readonly inbound: Outbox;
@@ -70,13 +74,13 @@ export class Relay {
     this.inbound = new Outbox({
       ...common,
       leg: 'inbound',
-      deliver: (item) => o.kit.send(item.payload as unknown as CustomerEvent),
+      deliver: (item, work) => o.kit.send(item.payload as unknown as CustomerEvent, work.signal),
       classify: classifyKitError,
     });
     this.outbound = new Outbox({
       ...common,
       leg: 'outbound',
-      deliver: (item) => this.deliverOutbound(item),
+      deliver: (item, work) => this.deliverOutbound(item, work),
       classify: classifyPlatformError,
     });
   }
@@ -158,7 +162,7 @@ export class Relay {
     return this.outbound.enqueue({ leg: 'outbound', clientId, key: cb.event.event_id, payload });
   };
 
-  private async deliverOutbound(item: OutboxItem): Promise<void> {
+  private async deliverOutbound(item: OutboxItem, work: DeliveryWork): Promise<void> {
     const { connector, config, logger } = this.o;
     if (!connector.ownsClient(item.clientId)) {
       throw new PermanentDeliveryError(
@@ -175,8 +179,31 @@ export class Relay {
     if (payload.kind === 'close_conversation') {
       const event = payload.event as unknown as CloseConversationCallback;
       const reason = event.event_data?.close_reason ?? 'CLOSED_BY_UNKNOWN_REASON';
-      await connector.closeConversation(target, reason, config.closeMessage);
-      await this.clients.closed(item.clientId, reason);
+      const done = work.progress.done as CloseProgress | undefined;
+      if (done?.told !== true) {
+        await connector.closeConversation(target, reason, config.closeMessage, {
+          signal: work.signal,
+          progress: {
+            done: done?.platform,
+            save: (platform) => work.progress.save({ platform }),
+          },
+        });
+      }
+      // Recorded before the client record is written: when that write fails, the retry writes it
+      // again without telling the customer a second time.
+      const told = done?.told === true || (await this.saveTold(item, work));
+      // An attempt given up (deadline, stop) writes nothing more.
+      work.signal.throwIfAborted();
+      try {
+        await this.clients.closed(item.clientId, reason);
+      } catch (err) {
+        if (told) throw err;
+        // No retry can skip the closing text: a stale record is the lesser harm than telling twice.
+        logger.warn(
+          { clientId: item.clientId, err: (err as Error).message },
+          'client record not updated after Kit closed the conversation',
+        );
+      }
       return;
     }
 
@@ -193,9 +220,24 @@ export class Relay {
       logger,
     });
     try {
-      await connector.deliver(target, prepared.message);
+      await connector.deliver(target, prepared.message, work);
     } finally {
       prepared.dispose();
+    }
+  }
+
+  /** Records that the customer was told of the close; false when the store could not take it. */
+  private async saveTold(item: OutboxItem, work: DeliveryWork): Promise<boolean> {
+    try {
+      await work.progress.save({ told: true });
+      return true;
+    } catch (err) {
+      if (err instanceof LeaseLostError) throw err;
+      this.o.logger.warn(
+        { clientId: item.clientId, err: (err as Error).message },
+        'could not record that the conversation close was sent',
+      );
+      return false;
     }
   }
 }
