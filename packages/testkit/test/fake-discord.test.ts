@@ -289,6 +289,19 @@ describe('FakeDiscord with discord.js', () => {
     await fake.waitForGateway('resumed', { since });
   });
 
+  it('op 7 RECONNECT and unacknowledged heartbeats (a zombie) both end in a RESUME', async () => {
+    await login(makeClient());
+    let since = fake.gatewayLog.length;
+    fake.requestReconnect();
+    await fake.waitForGateway('resumed', { since, timeoutMs: 3_000 });
+    since = fake.gatewayLog.length;
+    fake.ackHeartbeats = false;
+    await fake.waitForGateway('resume', { since, timeoutMs: 3_000 });
+    fake.ackHeartbeats = true;
+    await fake.waitForGateway('resumed', { since, timeoutMs: 3_000 });
+    expect(fake.identifies).toHaveLength(1);
+  });
+
   it('a non-resumable disconnect: INVALID_SESSION, a fresh IDENTIFY, the missed message only in history', async () => {
     const client = await login(makeClient());
     const first = fake.dm(ALICE, 'before');
