@@ -1,16 +1,25 @@
 #!/usr/bin/env node
-// `npm run bench`: kitbridge against a bare relay, measured in the same run.
+// `npm run bench`: kitbridge against a bare relay, measured in the same run, both legs.
 // Prints figures and the machine; asserts nothing (benchmarks are not tests).
-// The systems take turns for BENCH_ROUNDS rounds; figures are medians over the rounds.
+// Within a leg the systems take turns for BENCH_ROUNDS rounds; figures are medians over the rounds.
 //
+// Inbound (Telegram webhook -> Kit), against bare-relay.js:
 //   throughput   closed loop: C customers, each sending its messages back to back
 //                (the next only after the webhook answered), until Kit has them all
 //   CPU          the system under test's own CPU time per 1,000 events
 //   latency      open loop at a fixed rate: Kit's arrival time minus the time the webhook was sent
 //   idle RSS     IDLE_RUNS fresh processes with no load, 1.5 s after start-up: median and range
 //   integrity    every event arrived exactly once, each customer's in order
-//   media        RSS while a 200 MB file streams through the media proxy (bench/media-rss.js)
+// Outbound (signed Kit callback -> Telegram sendMessage), against bare-outbound.js:
+//   throughput   closed loop: K callers (Kit's parallel callbacks) over 1,000 customers, each caller
+//                sending back to back (the next only after the callback answered), until Telegram has them all
+//   CPU          as inbound
+//   latency      open loop at a fixed rate: Telegram's arrival time minus the time the callback was
+//                sent, and separately how long the callback took to be answered
+//   integrity    as inbound, at the fake Telegram
+// media          RSS while a 200 MB file streams through the media proxy (bench/media-rss.js)
 import { fork } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -18,12 +27,19 @@ import { Pool } from 'undici';
 import { startKitSink, startTelegramStub } from './fakes.js';
 
 const here = new URL('.', import.meta.url).pathname;
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 6000);
-const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 32);
-const RATE = Number(process.env.BENCH_RATE ?? 500);
-const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 6);
-const IDLE_RUNS = Number(process.env.BENCH_IDLE_RUNS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const num = (name, dflt) => Number(process.env[name] ?? dflt);
+const EVENTS = num('BENCH_EVENTS', 6000);
+const CUSTOMERS = num('BENCH_CUSTOMERS', 32);
+const OUT_EVENTS = num('BENCH_OUT_EVENTS', 6000);
+const OUT_CUSTOMERS = num('BENCH_OUT_CUSTOMERS', 1000);
+const OUT_CALLERS = num('BENCH_OUT_CALLERS', 32);
+const RATE = num('BENCH_RATE', 500);
+const RATE_SECONDS = num('BENCH_RATE_SECONDS', 6);
+const IDLE_RUNS = num('BENCH_IDLE_RUNS', 5);
+const ROUNDS = num('BENCH_ROUNDS', 5);
+const LEG = process.env.BENCH_LEG ?? 'both'; // inbound | outbound | both
+const only = process.env.BENCH_ONLY; // bare | memory | sqlite: one system alone (for profiling)
+if (!['inbound', 'outbound', 'both'].includes(LEG)) throw new Error('BENCH_LEG: inbound, outbound or both');
 
 const kit = await startKitSink();
 const tg = await startTelegramStub();
@@ -96,19 +112,48 @@ async function post(pool, body) {
   if (r.statusCode !== 200) throw new Error(`webhook answered ${r.statusCode}`);
 }
 
+/** An agent's message as Kit calls it back (the shape of testkit's FakeKit.agentMessage), signed. */
+function callback(chatId, text) {
+  const eventId = randomUUID();
+  const body = JSON.stringify({
+    client_data: { client_id: `tg:${chatId}` },
+    event_id: eventId,
+    event_type: 'send_message',
+    event_data: {
+      sender_data: { sender_id: 7, sender_type: 'agent', is_bot: false },
+      message: { message_id: randomUUID(), text, payload: [] },
+    },
+  });
+  const signature = createHash('md5')
+    .update(`${baseEnv.KIT_CHANNEL_SALT}:${baseEnv.KIT_API_TOKEN}:${eventId}`)
+    .digest('hex');
+  return { body, signature };
+}
+
+async function postCallback(pool, { body, signature }) {
+  const r = await pool.request({
+    method: 'POST',
+    path: '/kit/callback',
+    headers: { 'content-type': 'application/json', authorization: signature },
+    body,
+  });
+  await r.body.dump();
+  if (r.statusCode !== 200) throw new Error(`callback answered ${r.statusCode}`);
+}
+
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 /** Exactly once, and in order per customer (texts carry "<customer>:<seq>"). */
-function integrity(expected) {
+function integrity(arrivals, expected) {
   const seen = new Set();
   const last = new Map();
   let dupes = 0;
   let reordered = 0;
-  for (const a of kit.arrivals) {
-    if (seen.has(a.id)) dupes++;
-    seen.add(a.id);
+  for (const a of arrivals) {
+    if (seen.has(a.text)) dupes++;
+    seen.add(a.text);
     const [c, n] = a.text.split(':').map(Number);
     if ((last.get(c) ?? -1) >= n) reordered++;
     last.set(c, n);
@@ -145,8 +190,39 @@ async function idleRss(script, env, n = IDLE_RUNS) {
   return { idleRssMb: median(rss), idleRssRange: [Math.min(...rss), Math.max(...rss)] };
 }
 
+/**
+ * Sends `total` requests at RATE per second, each built by `make(i)` just before it goes out;
+ * returns when all were answered. `sent(i, at)` and `answered(i, ms)` record the times.
+ */
+async function openLoop(total, make, send, sent, answered) {
+  const start = performance.now() + 50;
+  const sends = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((res) => setTimeout(res, wait));
+    const req = make(i);
+    // From when it went out: a send early by under 1 ms must not count as negative latency.
+    const at = performance.now();
+    sent(i, at);
+    sends.push(send(req).then(() => answered?.(i, performance.now() - at)));
+  }
+  await Promise.all(sends);
+  return start;
+}
+
+function reportSlow(name, r, start, lat) {
+  // Events slower than BENCH_SLOW ms, as "sent at ms into the run: latency ms": stalls show as runs.
+  const slow = lat
+    .filter((x) => x.ms > Number(process.env.BENCH_SLOW))
+    .map((x) => `${(x.at - start).toFixed(0)}:${x.ms.toFixed(1)}`);
+  console.log(`${name}, round ${r + 1}: slow events (sent at ms: latency ms): ${slow.join(' ') || 'none'}`);
+}
+
+// ---------------------------------------------------------------- inbound leg
+
 /** A system under test, started once and measured in every round. */
-async function startSystem(key, name, script, env, chatBase) {
+async function startInbound(key, name, script, env, chatBase) {
   const idle = await idleRss(script, env);
   const { child, port } = await startChild(script, env);
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CUSTOMERS });
@@ -163,7 +239,7 @@ async function startSystem(key, name, script, env, chatBase) {
 }
 
 /** One round against one system: throughput (closed loop), then latency at a fixed rate (open loop). */
-async function round(sys, r) {
+async function inboundRound(sys, r) {
   const { child, pool, name } = sys;
   // Fresh customers (and so fresh message ids) every round: nothing is a duplicate.
   const chatBase = sys.chatBase + (r + 1) * 10_000;
@@ -181,42 +257,107 @@ async function round(sys, r) {
   const seconds = (performance.now() - t0) / 1000;
   const after = await ask(child);
   const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
-  const check = integrity(per * CUSTOMERS);
+  const check = integrity(kit.arrivals, per * CUSTOMERS);
 
   kit.reset();
   const total = RATE * RATE_SECONDS;
   const sentAt = new Map();
-  const start = performance.now() + 50;
-  const sends = [];
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / RATE;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((res) => setTimeout(res, wait));
-    const c = i % CUSTOMERS;
-    const text = `${c}:${1_000_000 + i}`;
-    // From when it went out: a send early by under 1 ms must not count as negative latency.
-    sentAt.set(text, performance.now());
-    sends.push(post(pool, update(chatBase + 1000 + c, 100_000 + i, text)));
-  }
-  await Promise.all(sends);
+  const text = (i) => `${i % CUSTOMERS}:${1_000_000 + i}`;
+  const start = await openLoop(
+    total,
+    (i) => update(chatBase + 1000 + (i % CUSTOMERS), 100_000 + i, text(i)),
+    (body) => post(pool, body),
+    (i, at) => sentAt.set(text(i), at),
+  );
   await kit.waitFor(total);
-  const lat = kit.arrivals.map((a) => a.at - sentAt.get(a.text)).sort((a, b) => a - b);
-  if (process.env.BENCH_SLOW) {
-    // Events slower than BENCH_SLOW ms, as "sent at ms into the run: latency ms": stalls show as runs.
-    const slow = kit.arrivals
-      .map((a) => ({ at: sentAt.get(a.text) - start, ms: a.at - sentAt.get(a.text) }))
-      .filter((x) => x.ms > Number(process.env.BENCH_SLOW))
-      .map((x) => `${x.at.toFixed(0)}:${x.ms.toFixed(1)}`);
-    console.log(`${name}, round ${r + 1}: slow events (sent at ms: latency ms): ${slow.join(' ') || 'none'}`);
-  }
+  const lat = kit.arrivals.map((a) => ({ at: sentAt.get(a.text), ms: a.at - sentAt.get(a.text) }));
+  if (process.env.BENCH_SLOW) reportSlow(name, r, start, lat);
+  const ms = lat.map((x) => x.ms).sort((a, b) => a - b);
   sys.rounds.push({
     eventsPerSec: (per * CUSTOMERS) / seconds,
     cpuMsPer1000: (cpuMs / (per * CUSTOMERS)) * 1000,
-    p50: percentile(lat, 50),
-    p99: percentile(lat, 99),
+    p50: percentile(ms, 50),
+    p99: percentile(ms, 99),
     ...check,
   });
 }
+
+// ---------------------------------------------------------------- outbound leg
+
+/** A system under test for the outbound leg: 1,000 customers, warmed up with two messages each. */
+async function startOutbound(key, name, script, env, chatBase) {
+  const { child, port } = await startChild(script, env);
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: OUT_CALLERS });
+  await sleepMs(500);
+  // Warm-up, not measured: JIT, connections, every customer's queue seen once (2 messages each).
+  tg.reset();
+  await closedLoopOut(pool, chatBase, 2, (c, n) => `${c}:${n}`);
+  await tg.waitFor(OUT_CUSTOMERS * 2);
+  return { key, name, child, pool, chatBase, rounds: [] };
+}
+
+/**
+ * OUT_CALLERS callers, caller k serving customers k, k+K, k+2K, ...: `per` messages to each of
+ * its customers, one callback at a time (the next once the last was answered), so each
+ * customer's messages leave in order.
+ */
+function closedLoopOut(pool, chatBase, per, text) {
+  return Promise.all(
+    Array.from({ length: Math.min(OUT_CALLERS, OUT_CUSTOMERS) }, async (_, k) => {
+      for (let n = 1; n <= per; n++)
+        for (let c = k; c < OUT_CUSTOMERS; c += OUT_CALLERS)
+          await postCallback(pool, callback(chatBase + c, text(c, n)));
+    }),
+  );
+}
+
+async function outboundRound(sys, r) {
+  const { child, pool, chatBase, name } = sys;
+  const seq = (r + 1) * 1_000_000; // fresh texts every round (event ids are fresh UUIDs)
+
+  tg.reset();
+  const per = Math.ceil(OUT_EVENTS / OUT_CUSTOMERS);
+  const before = await ask(child);
+  const t0 = performance.now();
+  await closedLoopOut(pool, chatBase, per, (c, n) => `${c}:${seq + n}`);
+  await tg.waitFor(per * OUT_CUSTOMERS);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = await ask(child);
+  const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
+  const check = integrity(tg.sent, per * OUT_CUSTOMERS);
+
+  tg.reset();
+  const total = RATE * RATE_SECONDS;
+  const sentAt = new Map();
+  const answerMs = [];
+  const text = (i) => `${i % OUT_CUSTOMERS}:${seq + 500_000 + i}`;
+  const start = await openLoop(
+    total,
+    (i) => callback(chatBase + (i % OUT_CUSTOMERS), text(i)),
+    (cb) => postCallback(pool, cb),
+    (i, at) => sentAt.set(text(i), at),
+    (_i, ms) => answerMs.push(ms),
+  );
+  await tg.waitFor(total);
+  const lat = tg.sent.map((a) => ({ at: sentAt.get(a.text), ms: a.at - sentAt.get(a.text) }));
+  if (process.env.BENCH_SLOW) reportSlow(name, r, start, lat);
+  const ms = lat.map((x) => x.ms).sort((a, b) => a - b);
+  answerMs.sort((a, b) => a - b);
+  const late = integrity(tg.sent, total);
+  sys.rounds.push({
+    eventsPerSec: (per * OUT_CUSTOMERS) / seconds,
+    cpuMsPer1000: (cpuMs / (per * OUT_CUSTOMERS)) * 1000,
+    p50: percentile(ms, 50),
+    p99: percentile(ms, 99),
+    ackP50: percentile(answerMs, 50),
+    ackP99: percentile(answerMs, 99),
+    lost: check.lost + late.lost,
+    dupes: check.dupes + late.dupes,
+    reordered: check.reordered + late.reordered,
+  });
+}
+
+// ---------------------------------------------------------------- both
 
 async function stopSystem(sys) {
   await sys.pool.close();
@@ -229,14 +370,20 @@ function summary(sys) {
   const of = (k) => sys.rounds.map((x) => x[k]);
   const range = (k) => [Math.min(...of(k)), Math.max(...of(k))];
   const sum = (k) => of(k).reduce((a, b) => a + b, 0);
+  const has = (k) => sys.rounds[0]?.[k] !== undefined;
   return {
+    key: sys.key,
     name: sys.name,
     eventsPerSec: median(of('eventsPerSec')),
+    eventsRange: range('eventsPerSec'),
     cpuMsPer1000: median(of('cpuMsPer1000')),
     cpuRange: range('cpuMsPer1000'),
     p50: median(of('p50')),
     p99: median(of('p99')),
     p99Range: range('p99'),
+    ...(has('ackP50')
+      ? { ackP50: median(of('ackP50')), ackP99: median(of('ackP99')), ackP99Range: range('ackP99') }
+      : {}),
     ...sys.idle,
     lost: sum('lost'),
     dupes: sum('dupes'),
@@ -244,67 +391,112 @@ function summary(sys) {
   };
 }
 
+/** Start every system of a leg, warm each up, then let them take turns round after round. */
+async function runLeg(systems, start, round) {
+  // Shared machines drift over minutes: the systems take turns, round after round, and each
+  // figure is a median over the rounds, so that every system sees the same conditions.
+  const running = [];
+  for (const s of systems) running.push(await start(...s));
+  for (let r = 0; r < ROUNDS; r++) for (const sys of running) await round(sys, r);
+  for (const sys of running) await stopSystem(sys);
+  return running.map(summary);
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+const span = ([a, b], d = 0) => `${a.toFixed(d)}-${b.toFixed(d)}`;
+const ratio = (a, b) => (a / b).toFixed(2);
+
 const cpu = os.cpus();
 console.log(
   `kitbridge benchmark — ${cpu[0]?.model ?? 'unknown CPU'} x${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`,
 );
-console.log(
-  `${EVENTS} events from ${CUSTOMERS} customers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s\n`,
-);
 
-const only = process.env.BENCH_ONLY; // bare | memory | sqlite: one system alone (for profiling)
-const systems = [
-  ['bare', 'bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000],
-  [
-    'memory',
-    'kitbridge, memory store',
-    'kitbridge-sut.js',
-    { ...baseEnv, KITBRIDGE_STORE: 'memory:' },
-    2_000_000,
-  ],
-  [
-    'sqlite',
-    'kitbridge, SQLite outbox',
-    'kitbridge-sut.js',
-    { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` },
-    3_000_000,
-  ],
-].filter(([key]) => !only || only === key);
-
-// Shared machines drift over minutes: the systems take turns, round after round, and each
-// figure is a median over the rounds, so that every system sees the same conditions.
-const running = [];
-for (const s of systems) running.push(await startSystem(...s));
-for (let r = 0; r < ROUNDS; r++) for (const sys of running) await round(sys, r);
-for (const sys of running) await stopSystem(sys);
-const results = running.map(summary);
-
-const pad = (s, n) => String(s).padEnd(n);
-console.log(
-  `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 16)}${pad('p50 ms', 8)}${pad('p99 ms', 18)}${pad('idle RSS', 18)}lost/dup/reordered`,
-);
-const span = ([a, b], d = 0) => `${a.toFixed(d)}-${b.toFixed(d)}`;
-for (const r of results) {
+if (LEG !== 'outbound') {
   console.log(
-    `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(`${r.cpuMsPer1000.toFixed(0)} (${span(r.cpuRange)})`, 16)}${pad(r.p50.toFixed(2), 8)}${pad(`${r.p99.toFixed(2)} (${span(r.p99Range, 1)})`, 18)}${pad(`${r.idleRssMb.toFixed(0)} MB (${span(r.idleRssRange)})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
+    `\nInbound (Telegram webhook -> Kit): ${EVENTS} events from ${CUSTOMERS} customers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s`,
   );
-}
-console.log(
-  `(medians of ${ROUNDS} rounds, the range in brackets; idle RSS: ${IDLE_RUNS} fresh processes, 1.5 s after start-up)`,
-);
-const bare = results.find((r) => r.name.startsWith('bare'));
-const sqlite = results.find((r) => r.name === 'kitbridge, SQLite outbox');
-if (bare && sqlite) {
-  console.log('\nTargets (SQLite outbox vs bare relay):');
-  console.log(
-    `  throughput  ${(sqlite.eventsPerSec / bare.eventsPerSec).toFixed(2)}x of bare (target >= 0.5)`,
-  );
-  console.log(`  CPU/1k      ${(sqlite.cpuMsPer1000 / bare.cpuMsPer1000).toFixed(2)}x of bare (target <= 2)`);
-  console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
-}
-if (sqlite) console.log(`  idle RSS    ${sqlite.idleRssMb.toFixed(0)} MB (target <= 80)`);
+  const systems = [
+    ['bare', 'bare relay (node:http + undici)', 'bare-relay.js', baseEnv, 1_000],
+    [
+      'memory',
+      'kitbridge, memory store',
+      'kitbridge-sut.js',
+      { ...baseEnv, KITBRIDGE_STORE: 'memory:' },
+      2_000_000,
+    ],
+    [
+      'sqlite',
+      'kitbridge, SQLite outbox',
+      'kitbridge-sut.js',
+      { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` },
+      3_000_000,
+    ],
+  ].filter(([key]) => !only || only === key);
+  const results = await runLeg(systems, startInbound, inboundRound);
 
-if (!only)
+  console.log(
+    `${pad('', 34)}${pad('events/s', 10)}${pad('CPU ms/1k', 16)}${pad('p50 ms', 8)}${pad('p99 ms', 18)}${pad('idle RSS', 18)}lost/dup/reordered`,
+  );
+  for (const r of results) {
+    console.log(
+      `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(`${r.cpuMsPer1000.toFixed(0)} (${span(r.cpuRange)})`, 16)}${pad(r.p50.toFixed(2), 8)}${pad(`${r.p99.toFixed(2)} (${span(r.p99Range, 1)})`, 18)}${pad(`${r.idleRssMb.toFixed(0)} MB (${span(r.idleRssRange)})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
+    );
+  }
+  console.log(
+    `(medians of ${ROUNDS} rounds, the range in brackets; idle RSS: ${IDLE_RUNS} fresh processes, 1.5 s after start-up)`,
+  );
+  const bare = results.find((r) => r.key === 'bare');
+  const sqlite = results.find((r) => r.key === 'sqlite');
+  if (bare && sqlite) {
+    console.log('\nInbound targets (SQLite outbox vs bare relay):');
+    console.log(`  throughput  ${ratio(sqlite.eventsPerSec, bare.eventsPerSec)}x of bare (target >= 0.5)`);
+    console.log(`  CPU/1k      ${ratio(sqlite.cpuMsPer1000, bare.cpuMsPer1000)}x of bare (target <= 2)`);
+    console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
+  }
+  if (sqlite) console.log(`  idle RSS    ${sqlite.idleRssMb.toFixed(0)} MB (target <= 80)`);
+}
+
+if (LEG !== 'inbound') {
+  console.log(
+    `\nOutbound (signed Kit callback -> Telegram sendMessage): ${OUT_EVENTS} events to ${OUT_CUSTOMERS} customers from ${OUT_CALLERS} callers (each back to back); latency at ${RATE}/s for ${RATE_SECONDS} s`,
+  );
+  const systems = [
+    ['bare', 'bare outbound relay (node:http + undici)', 'bare-outbound.js', baseEnv, 1_000],
+    [
+      'sqlite',
+      'kitbridge, SQLite outbox, unpaced',
+      'kitbridge-sut.js',
+      { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench-out.db')}`, TELEGRAM_MAX_PER_SECOND: '0' },
+      3_000_000,
+    ],
+  ].filter(([key]) => !only || only === key);
+  const results = await runLeg(systems, startOutbound, outboundRound);
+
+  console.log(
+    `${pad('', 42)}${pad('events/s', 10)}${pad('CPU ms/1k', 16)}${pad('p50 ms', 8)}${pad('p99 ms', 18)}${pad('answer p50', 12)}${pad('answer p99', 18)}lost/dup/reordered`,
+  );
+  for (const r of results) {
+    console.log(
+      `${pad(r.name, 42)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(`${r.cpuMsPer1000.toFixed(0)} (${span(r.cpuRange)})`, 16)}${pad(r.p50.toFixed(2), 8)}${pad(`${r.p99.toFixed(2)} (${span(r.p99Range, 1)})`, 18)}${pad(r.ackP50.toFixed(2), 12)}${pad(`${r.ackP99.toFixed(2)} (${span(r.ackP99Range, 1)})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
+    );
+  }
+  console.log(
+    `(medians of ${ROUNDS} rounds, the range in brackets; p50/p99: callback sent -> Telegram got sendMessage; answer: callback sent -> answered)`,
+  );
+  const bare = results.find((r) => r.key === 'bare');
+  const sqlite = results.find((r) => r.key === 'sqlite');
+  if (bare && sqlite) {
+    console.log('\nOutbound targets (SQLite outbox, unpaced, vs bare outbound relay):');
+    console.log(`  throughput  ${ratio(sqlite.eventsPerSec, bare.eventsPerSec)}x of bare (target >= 0.8)`);
+    console.log(`  CPU/1k      ${ratio(sqlite.cpuMsPer1000, bare.cpuMsPer1000)}x of bare (target <= 1.8)`);
+    console.log(`  p99 added   ${(sqlite.p99 - bare.p99).toFixed(2)} ms at ${RATE}/s (target <= 5)`);
+    console.log(
+      `  answer p99  ${sqlite.ackP99.toFixed(2)} ms vs bare ${bare.ackP99.toFixed(2)} ms (target: no slower)`,
+    );
+  }
+}
+
+if (!only && LEG === 'both')
   try {
     const { runMediaBench } = await import('./media-rss.js');
     const m = await runMediaBench({ sizeMb: 200 });
