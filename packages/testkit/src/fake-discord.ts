@@ -353,7 +353,9 @@ export type DiscordRoute =
   | 'GET /users/@me'
   | 'GET /users/:user'
   | 'POST /users/@me/channels'
+  | 'GET /applications/@me'
   | 'GET /channels/:channel'
+  | 'DELETE /channels/:channel'
   | 'GET /channels/:channel/messages'
   | 'POST /channels/:channel/messages'
   | 'GET /channels/:channel/messages/:message'
@@ -380,7 +382,9 @@ const ROUTES: { method: string; re: RegExp; route: DiscordRoute; names: string[]
     ['GET /users/@me', /^\/users\/@me$/],
     ['POST /users/@me/channels', /^\/users\/@me\/channels$/],
     ['GET /users/:user', /^\/users\/(\d+)$/],
+    ['GET /applications/@me', /^\/applications\/@me$/],
     ['GET /channels/:channel', /^\/channels\/(\d+)$/],
+    ['DELETE /channels/:channel', /^\/channels\/(\d+)$/],
     ['GET /channels/:channel/messages', /^\/channels\/(\d+)\/messages$/],
     ['POST /channels/:channel/messages', /^\/channels\/(\d+)\/messages$/],
     ['GET /channels/:channel/messages/:message', /^\/channels\/(\d+)\/messages\/(\d+)$/],
@@ -804,7 +808,11 @@ export class FakeDiscord {
     const ch = this.channels.get(channelId);
     const i = ch?.messages.findIndex((m) => m.id === messageId) ?? -1;
     if (!ch || i < 0) throw new Error(`FakeDiscord: no message ${messageId} in ${channelId}`);
-    ch.messages.splice(i, 1);
+    const [m] = ch.messages.splice(i, 1);
+    // Discord removes a deleted message's files from the CDN: old links and refresh-urls stop working.
+    for (const id of m!.attachmentIds) this.attachments.delete(id);
+    for (const [hm, sig] of this.signed)
+      if (m!.attachmentIds.includes(sig.attachmentId)) this.signed.delete(hm);
     this.dispatch(
       'MESSAGE_DELETE',
       () => ({ id: messageId, channel_id: channelId, ...(ch.guildId ? { guild_id: ch.guildId } : {}) }),
@@ -1501,6 +1509,40 @@ export class FakeDiscord {
         const c = this.channels.get(p['channel']!);
         return c ? ok(this.renderChannel(c)) : fail(404, 10003, 'Unknown Channel');
       }
+      case 'DELETE /channels/:channel': {
+        const c = this.channels.get(p['channel']!);
+        if (!c) return fail(404, 10003, 'Unknown Channel');
+        if (c.type === DiscordChannelType.DM)
+          return fail(400, 50003, 'Cannot execute action on a DM channel');
+        const rendered = this.renderChannel(c);
+        this.channels.delete(c.id);
+        if (c.guildId) {
+          const g = this.guilds.get(c.guildId);
+          if (g) g.channelIds = g.channelIds.filter((id) => id !== c.id);
+        }
+        const thread = THREAD_TYPES.includes(c.type);
+        this.dispatch(
+          thread ? 'THREAD_DELETE' : 'CHANNEL_DELETE',
+          () =>
+            thread
+              ? { id: c.id, guild_id: c.guildId, parent_id: c.parentId ?? null, type: c.type }
+              : rendered,
+          DiscordIntents.Guilds,
+        );
+        return ok(rendered);
+      }
+      case 'GET /applications/@me':
+        return ok({
+          id: this.applicationId,
+          name: this.bot.username,
+          bot_public: true,
+          bot_require_code_grant: false,
+          // GATEWAY_PRESENCE, GATEWAY_GUILD_MEMBERS, GATEWAY_MESSAGE_CONTENT as switched on in the portal.
+          flags:
+            (this.privilegedIntents & DiscordIntents.GuildPresences ? 1 << 12 : 0) |
+            (this.privilegedIntents & DiscordIntents.GuildMembers ? 1 << 14 : 0) |
+            (this.privilegedIntents & DiscordIntents.MessageContent ? 1 << 18 : 0),
+        });
       case 'GET /channels/:channel/messages':
         return this.listMessages(call);
       case 'POST /channels/:channel/messages':

@@ -579,6 +579,29 @@ describe('FakeDiscord REST, raw', () => {
     expect((await fetch(unsigned)).status).toBe(404);
   });
 
+  it('a deleted message takes its files off the CDN; applications/@me tells the privileged intents; threads can be deleted', async () => {
+    const m = fake.dm(ALICE, { attachments: [{ filename: 'x.txt', bytes: Buffer.from('x') }] });
+    const url = m.attachments[0]!.url;
+    expect((await fetch(url)).status).toBe(200);
+    fake.deleteMessage(channelId, m.id);
+    expect((await fetch(url)).status).toBe(404);
+    const r = await api('POST', '/attachments/refresh-urls', { attachment_urls: [url] });
+    expect(r.json.refreshed_urls[0].refreshed).toBe(url);
+
+    expect((await api('GET', '/applications/@me')).json).toMatchObject({
+      id: fake.bot.id,
+      flags: (1 << 18) | (1 << 14) | (1 << 12),
+    });
+    fake.privilegedIntents = 0;
+    expect((await api('GET', '/applications/@me')).json.flags).toBe(0);
+
+    fake.guild({ id: GUILD, channels: [{ id: SUPPORT }] });
+    const t = fake.createThread(SUPPORT, { name: 'gone soon' });
+    expect((await api('DELETE', `/channels/${t.id}`)).status).toBe(200);
+    expect(fake.channel(t.id)).toBeUndefined();
+    expect((await api('DELETE', `/channels/${channelId}`)).status).toBe(400);
+  });
+
   it('a stalled call is recorded and never answered; waitFor sees sent calls', async () => {
     fake.stallNext('POST /channels/:channel/messages');
     const ac = new AbortController();
