@@ -2,6 +2,7 @@ export * from './connector-harness.js';
 export * from './core-config.js';
 export * from './fake-discord.js';
 export * from './fake-kit.js';
+export * from './fake-slack.js';
 export * from './fake-telegram.js';
 export {
   dispositionParams,
