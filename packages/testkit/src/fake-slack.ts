@@ -621,16 +621,25 @@ export function slackSignature(signingSecret: string, timestampSec: number, rawB
 }
 
 export class FakeSlack {
+  /** The bot token (`xoxb-`) the Web API and url_private accept. */
   readonly botToken: string;
+  /** The app-level token (`xapp-`) apps.connections.open accepts. */
   readonly appToken: string;
+  /** The secret event POSTs are signed with (v0). */
   readonly signingSecret: string;
+  /** The deprecated `token` field of event bodies. */
   readonly verificationToken: string;
+  /** The workspace (`T…`). */
   readonly teamId: string;
   readonly teamName: string;
   readonly teamDomain: string;
+  /** Enterprise Grid org (`E…`), when configured. */
   readonly enterpriseId: string | undefined;
+  /** The app (`A…`): api_app_id of events, app_id of the socket's hello. */
   readonly appId: string;
+  /** The bot (`B…`): bot_id of the app's messages. */
   readonly botId: string;
+  /** The bot user (`U…`): auth.test's user_id, `user` of the app's messages. */
   readonly botUserId: string;
   readonly botName: string;
   /** The bot token's scopes: edit to take one away (missing_scope, ignored username, HTML for files). */
@@ -639,6 +648,7 @@ export class FakeSlack {
   fileAuthFailure: 'redirect' | 'html';
   /** Socket Mode: an envelope not acked within this long is sent again (retry_attempt + 1, retry_reason `timeout`). */
   redeliverAfterMs: number;
+  /** Socket Mode: redeliveries of an unacked envelope before it is given up (gaveUp). */
   maxRedeliveries: number;
   /** Socket Mode: when false, client pings get no pong (a half-dead connection). */
   answerPings = true;
