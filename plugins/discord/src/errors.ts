@@ -16,7 +16,8 @@ export const PERMANENT_CODES: Record<number, string> = {
     'the customer does not accept DMs from the bot (closed DMs, blocked it, or left every shared server)',
   50013: 'the bot lacks a permission in the channel (Send Messages, Attach Files, Send Messages in Threads)',
   50035: 'Discord found the message malformed',
-  50083: 'the thread is archived and locked',
+  10007: 'the customer is no longer a member of the server',
+  50083: 'the thread is archived and the bot cannot reopen it (Manage Threads)',
   160005: 'the thread is locked',
 };
 

@@ -27,6 +27,8 @@ export interface RawThread {
 }
 
 const PRIVATE_THREAD = 12;
+/** Operation cannot be performed on an archived thread. */
+const ARCHIVED = 50083;
 const WEEK_MINUTES = 10080;
 
 /** `Alice · 111111111111111111`: at most 100 characters. */
@@ -116,7 +118,10 @@ export class SupportThreads {
     const known = this.byUser.get(userId) ?? (await this.find(userId, signal));
     if (known) {
       this.note(userId, known);
-      await this.addMember(known, userId, signal);
+      await this.addMember(known, userId, signal).catch((err: unknown) => {
+        // An archived thread keeps its members; the next message unarchives it.
+        if ((err as { code?: unknown }).code !== ARCHIVED) throw err;
+      });
       return known;
     }
     const guildId = this.o.guildId();

@@ -15,8 +15,8 @@ export function testConnector(
 ): DiscordConnector {
   return new DiscordConnector({
     token: fake.token,
-    apiUrl: fake.apiUrl,
-    cdnUrl: fake.cdnUrl,
+    apiUrl: extra.apiUrl ?? fake.apiUrl,
+    cdnUrl: extra.cdnUrl ?? fake.cdnUrl,
     rest: { timeoutMs: 1_500, retries: 1, offsetMs: 0, ...extra.rest },
     // discord.js waits 5 s between two IDENTIFYs of one shard; tests re-identify at once.
     client: {
