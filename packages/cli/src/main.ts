@@ -12,14 +12,14 @@ const HELP = `kitbridge — connect chat platforms to Voximplant Kit's custom ch
 Usage:
   kitbridge run <platform>      start a connector (${PLATFORM_NAMES.join(', ')}); configured by environment variables
   kitbridge check <platform>    validate the configuration, log in to Kit, check the platform token; start nothing
-  kitbridge demo                an offline demo: fake Kit + fake Telegram + the real connector, both legs
+  kitbridge demo [discord]      an offline demo: fake Kit + fake Telegram (or Discord) + the real connector, both legs
   kitbridge outbox [status]     pending and dead items per leg
   kitbridge outbox list [--dead]
   kitbridge outbox retry <id|--dead>
   kitbridge outbox drop <id>
   kitbridge --version
 
-Configuration: see the README's table (KIT_*, KITBRIDGE_*, TELEGRAM_*).`;
+Configuration: see the README's table (KIT_*, KITBRIDGE_*, TELEGRAM_*, DISCORD_*).`;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -33,6 +33,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'check':
         return await check(rest[0], env, print);
       case 'demo': {
+        if (rest[0] === 'discord') {
+          const { demoDiscord } = await import('./demo-discord.js');
+          return demoDiscord(print);
+        }
+        if (rest[0] !== undefined && rest[0] !== 'telegram') {
+          process.stderr.write(`no demo for "${rest[0]}"; choose telegram (the default) or discord\n`);
+          return 1;
+        }
         const { demo } = await import('./demo.js');
         return demo(print);
       }

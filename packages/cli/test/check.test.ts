@@ -3,7 +3,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { FakeKit, FakeTelegram, fakeBotToken } from '@kitbridge/testkit';
+import {
+  FakeDiscord,
+  FakeKit,
+  FakeTelegram,
+  fakeBotToken,
+  fakeDiscordToken,
+  PRIVILEGED_INTENTS,
+} from '@kitbridge/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const bin = new URL('../bin/kitbridge.js', import.meta.url).pathname;
@@ -15,6 +22,7 @@ const CREDS = {
 };
 let kit: FakeKit;
 let tg: FakeTelegram;
+let discord: FakeDiscord;
 let token: string;
 const tmp = mkdtempSync(join(os.tmpdir(), 'kitbridge-check-'));
 
@@ -24,8 +32,12 @@ beforeAll(async () => {
   token = fakeBotToken();
   tg = new FakeTelegram({ token, bot: { username: 'acme_support_bot' } });
   await tg.start();
+  discord = new FakeDiscord({ bot: { username: 'acme-support' } });
+  await discord.start();
+  discord.guild({ id: '333333333333333333', channels: [{ id: '444444444444444444', name: 'support' }] });
 });
 afterAll(async () => {
+  await discord.close();
   await tg.close();
   await kit.close();
   rmSync(tmp, { recursive: true, force: true });
@@ -100,5 +112,49 @@ describe('kitbridge check', () => {
     expect(r.out).toContain('FAIL  telegram settings: Telegram delivers webhooks over HTTPS only');
     // The platform is not asked with settings that cannot work (and here it would be the real API).
     expect(r.out).toContain('skip  telegram: fix its settings first');
+  });
+});
+
+describe('kitbridge check discord', () => {
+  const discordEnv = (over: Record<string, string> = {}) => {
+    const { TELEGRAM_BOT_TOKEN: _t, TELEGRAM_API_ROOT: _r, ...rest } = env();
+    return {
+      ...rest,
+      DISCORD_BOT_TOKEN: discord.token,
+      DISCORD_API_URL: discord.apiUrl,
+      DISCORD_CDN_URL: discord.cdnUrl,
+      ...over,
+    };
+  };
+
+  it('checks the bot, the gateway quota, the support channel and prints the invite; opens no gateway session', async () => {
+    const r = await kitbridge(
+      ['check', 'discord'],
+      discordEnv({ DISCORD_SUPPORT_CHANNEL_ID: '444444444444444444' }),
+    );
+    expect(r.out).toContain('ok    configuration (discord), store sqlite:');
+    expect(r.out).toMatch(
+      /ok {4}discord: bot @acme-support \(\d+\); 1000\/1000 gateway sessions left today; support channel #support \(server 333333333333333333\); invite: https:\/\/discord\.com\/oauth2\/authorize\?client_id=\d+&scope=bot&permissions=360777354240/,
+    );
+    expect(r.code).toBe(0);
+    expect(discord.identifies).toHaveLength(0);
+    expect(r.out).not.toContain(discord.token);
+  });
+
+  it('says so when Discord rejects the token, or the Message Content intent is off', async () => {
+    const bad = await kitbridge(['check', 'discord'], discordEnv({ DISCORD_BOT_TOKEN: fakeDiscordToken() }));
+    expect(bad.code).toBe(1);
+    expect(bad.out).toContain('FAIL  discord: Discord rejected DISCORD_BOT_TOKEN (revoked or wrong)');
+    discord.privilegedIntents = 0;
+    try {
+      const off = await kitbridge(
+        ['check', 'discord'],
+        discordEnv({ DISCORD_SUPPORT_CHANNEL_ID: '444444444444444444' }),
+      );
+      expect(off.code).toBe(1);
+      expect(off.out).toMatch(/FAIL {2}discord: .*the Message Content intent is off/);
+    } finally {
+      discord.privilegedIntents = PRIVILEGED_INTENTS;
+    }
   });
 });

@@ -272,6 +272,45 @@ describe('kitbridge demo', () => {
   });
 });
 
+describe('kitbridge demo discord', () => {
+  it('runs both legs offline on Discord and exits 0, without printing a secret', () => {
+    const r = kitbridge(['demo', 'discord'], {});
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('"client_id": "dc:');
+    expect(r.out).toMatch(/-> 200 image\/png, \d+ bytes, same as sent: true/);
+    expect(r.out).toContain('"enforce_nonce": true');
+    expect(r.out).toContain('with a bad signature -> 401');
+    expect(r.out).toContain('Both legs worked.');
+    expect(r.out).not.toMatch(/[?&]hm=/); // no signed Discord CDN link reaches Kit
+  });
+
+  it('names the demos there are', () => {
+    const r = kitbridge(['demo', 'fax'], {});
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('no demo for "fax"; choose telegram (the default) or discord');
+  });
+});
+
+describe('kitbridge run discord: configuration', () => {
+  it('names the missing and the bad Discord variables', () => {
+    const { TELEGRAM_BOT_TOKEN: _t, ...core } = valid;
+    const missing = kitbridge(['run', 'discord'], core);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('DISCORD_BOT_TOKEN');
+    const bad = kitbridge(['run', 'discord'], {
+      ...core,
+      DISCORD_BOT_TOKEN: 'not-a-token-SECRET-5',
+      DISCORD_SUPPORT_CHANNEL_ID: 'support',
+      DISCORD_MAX_UPLOAD_MB: '9000',
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/DISCORD_BOT_TOKEN/);
+    expect(bad.err).toMatch(/DISCORD_SUPPORT_CHANNEL_ID: expected a channel id/);
+    expect(bad.err).toMatch(/DISCORD_MAX_UPLOAD_MB: expected a whole number/);
+    expect(bad.err).not.toMatch(/SECRET/);
+  });
+});
+
 describe('kitbridge --help', () => {
   it('lists the commands', () => {
     const r = kitbridge(['--help'], {});

@@ -331,7 +331,13 @@ export class DiscordConnector
     await this.session?.destroy();
     await Promise.allSettled([...this.jobs]);
     // Messages being handed to core finish (their receive is bounded); the rest comes back by backfill.
-    await Promise.race([Promise.allSettled([...this.queues.values()]), sleep(5_000)]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.queues.values()]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 5_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     await this.files.close();
     this.setStatus({ state: 'stopped' });
   }
