@@ -25,6 +25,7 @@ import {
   type BackoffOptions,
   backoffDelay,
   type ChannelConnector,
+  type Checkpoints,
   type ClientProfile,
   type CloseReason,
   type ConnectionStatus,
@@ -175,6 +176,7 @@ export class DiscordConnector
   private backfillSlots = 0;
   private readonly backfillWaiters: (() => void)[] = [];
   private warnedMemory = false;
+  private memory?: Checkpoints;
 
   constructor(private readonly opts: DiscordConnectorOptions) {
     this.token = opts.token.replace(/^Bot\s+/i, '');
@@ -261,7 +263,8 @@ export class DiscordConnector
     this.setStatus({ state: 'starting' });
     let checkpoints = ctx.checkpoints;
     if (!checkpoints) {
-      checkpoints = memoryCheckpoints();
+      // Kept by this connector object: a restart of it in the same process still knows its cursors.
+      checkpoints = this.memory ??= memoryCheckpoints();
       if (!this.warnedMemory)
         this.logger.warn(
           'core gave no durable checkpoints: messages written while the process is down are not fetched after a restart',
