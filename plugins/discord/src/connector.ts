@@ -458,7 +458,9 @@ export class DiscordConnector
             attempt++;
             const reason = (err as Error).message;
             const wait = backoffDelay(attempt, backoff);
-            this.setStatus({ state: 'reconnecting', code: 'network', reason });
+            // Out of daily sessions (session_start_limit) is Discord throttling us, not the network.
+            const code = /sessions remaining/i.test(reason) ? 'rate_limited' : 'network';
+            this.setStatus({ state: 'reconnecting', code, reason });
             this.logger.warn(
               { err: reason, attempt, retryInMs: wait },
               'Discord gateway login failed; retrying',

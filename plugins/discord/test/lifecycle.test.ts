@@ -127,6 +127,8 @@ describe('one gateway session among replicas: ctx.exclusive', () => {
     await c.start(tc.ctx);
     expect(tc.jobs.get('gateway')?.running).toBe(true);
     expect(c.status().state).toBe('connected');
+    // Discord has no inbound webhooks here: the connector adds no HTTP route.
+    expect(tc.routes.size).toBe(0);
   });
 });
 

@@ -241,6 +241,20 @@ describe('support channel: start-up', () => {
     expect(c.status()).toMatchObject({ state: 'failed', code: 'missing_permission' });
   });
 
+  it('the intent switched off while running: failed (missing_permission), and connected again once it is back on', async () => {
+    await setup();
+    const { c, tc } = await started();
+    const all = fake!.privilegedIntents;
+    fake!.privilegedIntents = 0;
+    fake!.disconnect({ resumable: false });
+    await tc.until(() => c.status().state === 'failed', 10_000, 'failed');
+    expect(c.status()).toMatchObject({ code: 'missing_permission', reason: expect.stringMatching(/4014/) });
+    fake!.privilegedIntents = all;
+    await tc.until(() => c.status().state === 'connected', 10_000, 'connected again');
+    fake!.guildMessage(SUPPORT, ALICE, 'back');
+    await tc.waitForMessages(1);
+  });
+
   it('a support channel the bot cannot see stops start-up with the invite link', async () => {
     await setup();
     const tc = new TestContext();
