@@ -66,7 +66,7 @@ export function clientTeam(
     [
       envelope.team_id,
       envelope.context_team_id,
-      ...(envelope.authorizations ?? []).map((a) => a.team_id),
+      ...(Array.isArray(envelope.authorizations) ? envelope.authorizations : []).map((a) => a?.team_id),
       ...ownTeams,
     ].filter((t): t is string => typeof t === 'string' && t.length > 0),
   );

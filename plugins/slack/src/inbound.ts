@@ -94,6 +94,7 @@ export function mapEventCallback(body: EventCallback, opts: InboundOptions = {})
 
   let m: SlackMessageObject = event;
   let edited = false;
+  if (event.subtype === 'bot_message') return skip('a bot or the app itself');
   if (event.subtype === 'message_changed') {
     const now = event.message;
     if (!now || typeof now !== 'object') return skip('edit without a message');
@@ -174,7 +175,7 @@ export function kindOf(mimetype: string | undefined): MediaKind {
  */
 export function fileItems(files: SlackFileObject[] | undefined): InboundItem[] {
   const items: InboundItem[] = [];
-  for (const f of files ?? []) {
+  for (const f of Array.isArray(files) ? files : []) {
     if (!f || typeof f.id !== 'string' || !/^F[A-Z0-9]+$/.test(f.id)) continue;
     // Tombstones (deleted) and files hidden by a free workspace's history limit cannot be fetched.
     if (f.mode === 'tombstone' || f.file_access === 'hidden_by_limit') continue;
