@@ -68,9 +68,13 @@ const baseEnv = {
 function startChild(script, env) {
   // BENCH_PROFILE=1 writes a .cpuprofile of each process under test into the working directory.
   // BENCH_TRACE_GC=1 prints each process under test's garbage collections.
+  // BENCH_COUNT_SQL=1 counts the SQL statements of each kitbridge process (count-sql.cjs).
   const execArgv = [
     ...(process.env.BENCH_PROFILE ? ['--cpu-prof'] : []),
     ...(process.env.BENCH_TRACE_GC ? ['--trace-gc'] : []),
+    ...(process.env.BENCH_COUNT_SQL && script === 'kitbridge-sut.js'
+      ? ['-r', join(here, 'count-sql.cjs')]
+      : []),
   ];
   const child = fork(join(here, script), { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
@@ -159,6 +163,15 @@ function integrity(arrivals, expected) {
     last.set(c, n);
   }
   return { lost: expected - seen.size, dupes, reordered };
+}
+
+/** SQL statements and transactions per event between two `stats` answers (BENCH_COUNT_SQL=1). */
+function sqlPerEvent(before, after, events) {
+  if (!before.sql || !after.sql) return {};
+  return {
+    sqlPerEvent: (after.sql.statements - before.sql.statements) / events,
+    txPerEvent: (after.sql.transactions - before.sql.transactions) / events,
+  };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -258,6 +271,7 @@ async function inboundRound(sys, r) {
   const after = await ask(child);
   const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
   const check = integrity(kit.arrivals, per * CUSTOMERS);
+  const sql = sqlPerEvent(before, after, per * CUSTOMERS);
 
   kit.reset();
   const total = RATE * RATE_SECONDS;
@@ -278,6 +292,7 @@ async function inboundRound(sys, r) {
     cpuMsPer1000: (cpuMs / (per * CUSTOMERS)) * 1000,
     p50: percentile(ms, 50),
     p99: percentile(ms, 99),
+    ...sql,
     ...check,
   });
 }
@@ -325,6 +340,7 @@ async function outboundRound(sys, r) {
   const after = await ask(child);
   const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
   const check = integrity(tg.sent, per * OUT_CUSTOMERS);
+  const sql = sqlPerEvent(before, after, per * OUT_CUSTOMERS);
 
   tg.reset();
   const total = RATE * RATE_SECONDS;
@@ -351,6 +367,7 @@ async function outboundRound(sys, r) {
     p99: percentile(ms, 99),
     ackP50: percentile(answerMs, 50),
     ackP99: percentile(answerMs, 99),
+    ...sql,
     lost: check.lost + late.lost,
     dupes: check.dupes + late.dupes,
     reordered: check.reordered + late.reordered,
@@ -384,6 +401,9 @@ function summary(sys) {
     ...(has('ackP50')
       ? { ackP50: median(of('ackP50')), ackP99: median(of('ackP99')), ackP99Range: range('ackP99') }
       : {}),
+    ...(has('sqlPerEvent')
+      ? { sqlPerEvent: median(of('sqlPerEvent')), txPerEvent: median(of('txPerEvent')) }
+      : {}),
     ...sys.idle,
     lost: sum('lost'),
     dupes: sum('dupes'),
@@ -403,6 +423,13 @@ async function runLeg(systems, start, round) {
 }
 
 const pad = (s, n) => String(s).padEnd(n);
+
+function printSql(results) {
+  for (const r of results.filter((x) => x.sqlPerEvent !== undefined))
+    console.log(
+      `  SQL (closed loop): ${r.name}: ${r.sqlPerEvent.toFixed(1)} statements and ${r.txPerEvent.toFixed(2)} transactions per event`,
+    );
+}
 const span = ([a, b], d = 0) => `${a.toFixed(d)}-${b.toFixed(d)}`;
 const ratio = (a, b) => (a / b).toFixed(2);
 
@@ -445,6 +472,7 @@ if (LEG !== 'outbound') {
   console.log(
     `(medians of ${ROUNDS} rounds, the range in brackets; idle RSS: ${IDLE_RUNS} fresh processes, 1.5 s after start-up)`,
   );
+  printSql(results);
   const bare = results.find((r) => r.key === 'bare');
   const sqlite = results.find((r) => r.key === 'sqlite');
   if (bare && sqlite) {
@@ -483,6 +511,7 @@ if (LEG !== 'inbound') {
   console.log(
     `(medians of ${ROUNDS} rounds, the range in brackets; p50/p99: callback sent -> Telegram got sendMessage; answer: callback sent -> answered)`,
   );
+  printSql(results);
   const bare = results.find((r) => r.key === 'bare');
   const sqlite = results.find((r) => r.key === 'sqlite');
   if (bare && sqlite) {
