@@ -79,7 +79,8 @@ export class SlackFiles {
       throw new Error(`Slack file download failed: HTTP ${status}`);
     }
     if (/^text\/html\b/i.test(type ?? '') && !/html/i.test(mimeType ?? '')) {
-      res.body.destroy();
+      // Read off and dropped (a page of a few KB): never a byte of it handed on.
+      await res.body.dump().catch(() => {});
       throw new Error(SIGN_IN_PAGE);
     }
     const length = Number(res.headers['content-length']);
