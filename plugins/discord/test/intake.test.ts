@@ -70,6 +70,25 @@ describe('DMs to core', () => {
     expect(JSON.parse(tc.checkpoints.get(INDEX_KEY)!).channels[m.channel_id]).toEqual({ k: 'dm', u: ALICE });
   });
 
+  it('resolveProfile: global name, else username, and the avatar; looked up once per customer', async () => {
+    const { c } = await started();
+    const signal = new AbortController().signal;
+    const alice = await c.resolveProfile({ clientId: `dc:${ALICE}` }, signal);
+    expect(alice).toEqual({
+      displayName: 'Alice Archer',
+      avatar: {
+        ref: expect.stringMatching(new RegExp(`^av:${ALICE}:`)),
+        kind: 'photo',
+        fileName: 'avatar.png',
+        mimeType: 'image/png',
+      },
+    });
+    expect(await c.resolveProfile({ clientId: `dcs:333333333333333333:${ALICE}` }, signal)).toEqual(alice);
+    expect(await c.resolveProfile({ clientId: `dc:${BOB}` }, signal)).toEqual({ displayName: 'bob' });
+    expect(fake.callsTo('GET /users/:user')).toHaveLength(2);
+    expect(c.profileTtlMs).toBe(24 * 3_600_000);
+  });
+
   it('mentions and custom emoji are made readable', async () => {
     const { tc } = await started();
     fake.dm(ALICE, {
