@@ -12,14 +12,14 @@ const HELP = `kitbridge — connect chat platforms to Voximplant Kit's custom ch
 Usage:
   kitbridge run <platform>      start a connector (${PLATFORM_NAMES.join(', ')}); configured by environment variables
   kitbridge check <platform>    validate the configuration, log in to Kit, check the platform token; start nothing
-  kitbridge demo [discord]      an offline demo: fake Kit + fake Telegram (or Discord) + the real connector, both legs
+  kitbridge demo [platform]     an offline demo: fake Kit + fake Telegram (or discord, slack) + the real connector
   kitbridge outbox [status]     pending and dead items per leg
   kitbridge outbox list [--dead]
   kitbridge outbox retry <id|--dead>
   kitbridge outbox drop <id>
   kitbridge --version
 
-Configuration: see the README's table (KIT_*, KITBRIDGE_*, TELEGRAM_*, DISCORD_*).`;
+Configuration: see the README's table (KIT_*, KITBRIDGE_*, TELEGRAM_*, DISCORD_*, SLACK_*).`;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -37,8 +37,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
           const { demoDiscord } = await import('./demo-discord.js');
           return demoDiscord(print);
         }
+        if (rest[0] === 'slack') {
+          const { demoSlack } = await import('./demo-slack.js');
+          return demoSlack(print);
+        }
         if (rest[0] !== undefined && rest[0] !== 'telegram') {
-          process.stderr.write(`no demo for "${rest[0]}"; choose telegram (the default) or discord\n`);
+          process.stderr.write(`no demo for "${rest[0]}"; choose telegram (the default), discord or slack\n`);
           return 1;
         }
         const { demo } = await import('./demo.js');

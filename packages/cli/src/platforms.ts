@@ -4,6 +4,7 @@ import type { ConnectorPlugin } from '@kitbridge/core';
 const PLATFORMS: Record<string, () => Promise<ConnectorPlugin<unknown>>> = {
   telegram: async () => (await import('@kitbridge/telegram')).telegramPlugin as ConnectorPlugin<unknown>,
   discord: async () => (await import('@kitbridge/discord')).discordPlugin as ConnectorPlugin<unknown>,
+  slack: async () => (await import('@kitbridge/slack')).slackPlugin as ConnectorPlugin<unknown>,
 };
 
 export const PLATFORM_NAMES = Object.keys(PLATFORMS);

@@ -287,7 +287,7 @@ describe('kitbridge demo discord', () => {
   it('names the demos there are', () => {
     const r = kitbridge(['demo', 'fax'], {});
     expect(r.code).toBe(1);
-    expect(r.err).toContain('no demo for "fax"; choose telegram (the default) or discord');
+    expect(r.err).toContain('no demo for "fax"; choose telegram (the default), discord or slack');
   });
 });
 
