@@ -258,6 +258,8 @@ export class SlackConnector implements ChannelConnector, ConfigValidating, SelfC
     try {
       this.identity = await this.identify(run.signal);
     } catch (err) {
+      // Stopped while asking: nothing to report, stop() has the last word.
+      if (run.signal.aborted) return;
       if (err instanceof StartupError) {
         this.setStatus({ state: 'failed', code: err.code, reason: err.message });
         throw new Error(err.message);
@@ -452,6 +454,7 @@ export class SlackConnector implements ChannelConnector, ConfigValidating, SelfC
       try {
         this.identity = await this.identify(signal);
       } catch (err) {
+        if (signal.aborted) return;
         if (err instanceof StartupError) {
           this.setStatus({ state: 'failed', code: err.code, reason: err.message });
           this.logger.error({ code: err.code }, err.message);

@@ -28,7 +28,7 @@ import {
 } from '@kitbridge/core';
 import { SocketModeClient } from '@slack/socket-mode';
 import { describeSlackError, isTokenError, neededScope } from './errors.js';
-import { sdkClientOptions, sdkLogger } from './web.js';
+import { sdkClientOptions, sdkLogger, withSignal } from './web.js';
 
 export interface SocketIntakeOptions {
   appToken: string;
@@ -144,7 +144,8 @@ export class SocketIntake {
     while (!signal.aborted) {
       const closed = onceEvent(client, 'disconnected');
       try {
-        await client.start();
+        // The signal reaches apps.connections.open: a stop mid-way does not wait for Slack to answer.
+        await withSignal(signal, () => client.start());
         if (signal.aborted) {
           closed.cancel();
           await withTimeout(client.disconnect(), 3_000);

@@ -165,6 +165,52 @@ describe('Slack over Socket Mode', () => {
     expect(fake.socketConnections.every((c) => c.state === 'closed')).toBe(true);
   });
 
+  it('stopped while a reconnect waits for apps.connections.open: quick, and no unhandled rejection', async () => {
+    await start();
+    fake.stallNext('apps.connections.open');
+    const since = fake.socketLog.length;
+    fake.dropSocket();
+    await fake.waitForSocket('close', { since });
+    await fake.waitForCall((c) => c.method === 'apps.connections.open' && c.status === undefined);
+    expect(conn!.status()).toMatchObject({ state: 'reconnecting', code: 'network' });
+    const t0 = Date.now();
+    await conn!.stop();
+    expect(Date.now() - t0).toBeLessThan(1_500);
+    expect(conn!.status()).toEqual({ state: 'stopped' });
+    await sleep(300);
+    expect(fake.socketConnected).toBe(false);
+  });
+
+  it('stopped while starting, before or after apps.connections.open: stopped stays stopped, no socket left', async () => {
+    await start();
+    await conn!.stop();
+    // A fresh connector whose socket opens while it is being stopped.
+    const opened = fake.callsOf('apps.connections.open').length;
+    const c = testConnector(fake);
+    const ctx2 = new TestContext();
+    const starting = c.start(ctx2.ctx).catch(() => {});
+    await tc.until(() => fake.callsOf('apps.connections.open').length > opened, 5_000, 'a new connection');
+    await fake.waitForCall(
+      (call) => call === fake.callsOf('apps.connections.open')[opened] && call.status === 200,
+    );
+    await c.stop();
+    await starting;
+    await sleep(300);
+    expect(c.status(), JSON.stringify(ctx2.statuses)).toEqual({ state: 'stopped' });
+    expect(fake.socketConnected).toBe(false);
+    // Stopped while auth.test is still out.
+    const early = testConnector(fake);
+    const ctx3 = new TestContext();
+    fake.stallNext('auth.test');
+    const pending = early.start(ctx3.ctx).catch(() => {});
+    await fake.waitForCall((call) => call.method === 'auth.test' && call.status === undefined);
+    await early.stop();
+    await pending;
+    await sleep(100);
+    expect(early.status(), JSON.stringify(ctx3.statuses)).toEqual({ state: 'stopped' });
+    expect(ctx3.statuses.at(-1)).toEqual({ state: 'stopped' });
+  });
+
   it('writes no secret into its logs', async () => {
     await start();
     fake.dropSocket();
