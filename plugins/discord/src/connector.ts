@@ -301,17 +301,28 @@ export class DiscordConnector
     const job = (signal: AbortSignal) => this.holdGateway(signal, outcome);
     let standby: NodeJS.Timeout | undefined;
     if (ctx.exclusive) {
-      ctx.exclusive('gateway', job);
-      if (!this.jobRunning) {
-        standby = setTimeout(() => {
-          if (this.jobRunning || settled) return;
-          this.setStatus({
-            state: 'standby',
-            code: 'not_leader',
-            reason: 'another replica holds the Discord gateway session',
-          });
-          outcome.resolve();
-        }, this.opts.standbyGraceMs ?? 1_500);
+      const onStandby = () => {
+        if (this.jobRunning || settled) return;
+        this.setStatus({
+          state: 'standby',
+          code: 'not_leader',
+          reason: 'another replica holds the Discord gateway session',
+        });
+        outcome.resolve();
+      };
+      // A core that says how its first try went ('running' | 'standby') is taken at its word; one
+      // that returns nothing gets a grace period for the job to start before this reports standby.
+      const taken = ctx.exclusive('gateway', job) as unknown as Promise<'running' | 'standby'> | undefined;
+      if (taken && typeof taken.then === 'function') {
+        taken.then(
+          (how) => {
+            if (how === 'standby') onStandby();
+          },
+          (err: unknown) =>
+            outcome.reject(new Error(`the gateway job could not be scheduled: ${(err as Error).message}`)),
+        );
+      } else if (!this.jobRunning) {
+        standby = setTimeout(onStandby, this.opts.standbyGraceMs ?? 1_500);
       }
     } else {
       void job(run.signal);

@@ -92,9 +92,11 @@ describe('one gateway session among replicas: ctx.exclusive', () => {
     let jobName: string | undefined;
     const ctx: ConnectorContext = {
       ...tc.ctx,
+      // Another replica holds the lease: the first try says so, and the job is called later.
       exclusive: (name, fn) => {
         jobName = name;
         job = fn;
+        return Promise.resolve('standby' as const);
       },
     };
     const { c } = track(testConnector(fake), tc);
