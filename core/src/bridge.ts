@@ -5,10 +5,18 @@
  * stop order stops intake first and leaves unfinished work in the store.
  */
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { type CoreConfig, DEFAULT_DRAIN_MS, KIT_LOGIN_HINT } from './config.js';
-import { type ChannelConnector, type ConnectionStatus, isConfigValidating } from './connector.js';
+import {
+  type ChannelConnector,
+  type Checkpoints,
+  type ConnectionStatus,
+  isConfigValidating,
+  isReadyState,
+} from './connector.js';
 import { type Composition, createContainer, TOKENS } from './container.js';
 import { type HttpServer, sendJson, sendText } from './http/router.js';
+import { jobLeasesOf, SingletonJobs } from './jobs.js';
 import { createCallbackRoute } from './kit/callback-route.js';
 import type { KitClient } from './kit/client.js';
 import { CALLBACK_BODY_LIMIT_BYTES } from './kit/decisions.js';
@@ -62,10 +70,16 @@ export class Bridge {
   private stopRequested = false;
   private stopping?: Promise<void>;
   private pruneTimer?: NodeJS.Timeout;
+  private readonly jobs: SingletonJobs;
 
   constructor(readonly options: BridgeOptions) {
     this.logger = options.logger ?? silentLogger;
     this.store = options.store ?? new MemoryStore();
+    this.jobs = new SingletonJobs({
+      store: jobLeasesOf(this.store),
+      owner: `${hostname()}:${process.pid}`,
+      logger: this.logger.child({ part: 'jobs' }),
+    });
     this.parts = createContainer({
       config: options.config,
       logger: this.logger,
@@ -115,6 +129,8 @@ export class Bridge {
       publicUrl: config.publicUrl,
       logger: this.logger.child({ part: connector.name }),
       signal: this.abort.signal,
+      checkpoints: this.checkpoints(connector.name),
+      exclusive: (name, job) => this.jobs.run(`${connector.name}:${name}`, job),
     });
     // The connector's routes are in place: an unknown path is a 404 now, not "starting".
     this.http.started();
@@ -145,6 +161,8 @@ export class Bridge {
       await this.options.connector
         .stop()
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'connector stop failed'));
+      // Singleton jobs end with the connector; their leases are given up for a standby replica.
+      await this.jobs.close();
       await this.http.close(Math.min(graceMs, 5_000));
       await this.relay.stop(graceMs);
       await this.kit.close();
@@ -156,17 +174,34 @@ export class Bridge {
   }
 
   /**
-   * Ready: Kit accepted our credentials once, and the connector is connected,
-   * and the bridge is not stopping. Kit outages later do not unready: the outbox absorbs them.
+   * Ready: Kit accepted our credentials once, the connector is connected or on
+   * standby (another replica holds its singleton job), and the bridge is not stopping. Kit outages later do not unready: the outbox absorbs them.
    */
   ready(): { ready: boolean; stopping: boolean; kit: boolean; connector: ConnectionStatus } {
     const connector = this.options.connector.status();
     return {
-      ready: !this.stopRequested && this.kitReady && connector.state === 'connected',
+      ready: !this.stopRequested && this.kitReady && isReadyState(connector.state),
       stopping: this.stopRequested,
       kit: this.kitReady,
       connector,
     };
+  }
+
+  /** ctx.checkpoints: the store's, per connector; kept in memory (with a warning) by a store without them. */
+  private checkpoints(prefix: string): Checkpoints {
+    const store = this.store;
+    if (store.getCheckpoint && store.setCheckpoint) {
+      return {
+        get: (k) => store.getCheckpoint!(`${prefix}:${k}`),
+        set: (k, v) => store.setCheckpoint!(`${prefix}:${k}`, v),
+      };
+    }
+    this.logger.warn(
+      { store: store.description },
+      'the store keeps no checkpoints: they last until the process ends',
+    );
+    const mem = new Map<string, string>();
+    return { get: async (k) => mem.get(k), set: async (k, v) => void mem.set(k, v) };
   }
 
   private addCoreRoutes(): void {

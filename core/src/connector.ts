@@ -264,15 +264,17 @@ export interface ConnectorContext {
    * or after a reconnect fetch what came after it. Dedupe makes the overlap
    * harmless, so set it after `receive` resolved, never before.
    */
-  checkpoints?: Checkpoints;
+  checkpoints: Checkpoints;
   /**
    * Runs `job` in exactly one process of all replicas sharing the store (a lease
    * in the store; SQLite and memory grant it to their one process at once). The
    * job's signal aborts when the lease is lost or the process stops: stop then,
    * and a new holder starts it again. Telegram long polling and a Discord gateway
-   * session are such jobs. Report `standby` while not holding it. Returns at once.
+   * session are such jobs. Report `standby` while not holding it. Resolves after
+   * the first try to take the lease: `running` when this process took it (the job
+   * has been called), `standby` when another holds it (this one keeps trying).
    */
-  exclusive?(name: string, job: (signal: AbortSignal) => Promise<void>): void;
+  exclusive(name: string, job: (signal: AbortSignal) => Promise<void>): Promise<'running' | 'standby'>;
 }
 
 /** A small durable key-value of cursors, per connector. One store round trip per call; no platform I/O. */

@@ -55,18 +55,34 @@ export class ClientBook {
   /**
    * A message of this customer was accepted: the record is opened, its address
    * replaced by the message's (when it has one) and these profile fields merged
-   * in. Written only when something changed or the last write is a while ago
+   * in. The cache takes it at once (no await before that); the store write
+   * follows, only when something changed or the last write is a while ago
    * (last seen is a coarse figure).
    */
-  async seen(client: ClientIdentity, profile: ClientProfile | undefined): Promise<void> {
-    const old = await this.get(client.clientId);
+  seen(client: ClientIdentity, profile: ClientProfile | undefined): Promise<void> {
+    const { clientId } = client;
+    const entry = this.cache.get(clientId);
+    const old = entry?.record;
     const address = client.address ?? old?.address;
-    const sig = signature(address, profile ?? old?.profile, 'open');
+    const merged = profile ? json(profile) : old?.profile;
+    const sig = signature(address, merged, 'open');
     const now = this.now();
-    const entry = this.cache.get(client.clientId);
-    if (entry && entry.sig === sig && now - entry.writtenAt < TOUCH_INTERVAL_MS) return;
-    await this.patch(
-      client.clientId,
+    if (entry && entry.sig === sig && now - entry.writtenAt < TOUCH_INTERVAL_MS) return Promise.resolve();
+    // At once, before the write lands: the customer's next message (the relay does not wait for
+    // this write) must see these fields already.
+    this.remember(
+      {
+        clientId,
+        firstSeen: old?.firstSeen ?? now,
+        lastSeen: now,
+        conversation: 'open',
+        ...(address ? { address } : {}),
+        ...(merged ? { profile: merged } : {}),
+      },
+      entry?.writtenAt ?? 0,
+    );
+    return this.patch(
+      clientId,
       {
         ...(client.address ? { address: json(client.address) } : {}),
         ...(profile ? { profile: json(profile) } : {}),

@@ -15,9 +15,16 @@ import type {
   InboundMessage,
   JsonObject,
   MediaKind,
+  MediaLimits,
   ReceiveResult,
 } from '../connector.js';
-import { isTypingCapable, PermanentDeliveryError, RetryableDeliveryError } from '../connector.js';
+import {
+  hasTargetMediaLimits,
+  isProfileResolving,
+  isTypingCapable,
+  PermanentDeliveryError,
+  RetryableDeliveryError,
+} from '../connector.js';
 import type { CallbackOutcome } from '../kit/callback-route.js';
 import type { KitClient } from '../kit/client.js';
 import { DEDUPE_TTL_MS } from '../kit/decisions.js';
@@ -34,6 +41,7 @@ import { type MediaSigner, mediaUrl } from '../media/token.js';
 import { type FailureKind, Outbox } from '../outbox.js';
 import { LeaseLostError, type OutboxItem, type Store } from '../store/store.js';
 import { ClientBook } from './clients.js';
+import { LateProfiles } from './profiles.js';
 import { toCustomerEvent } from './to-kit.js';
 import { toAgentMessage } from './to-platform.js';
 
@@ -60,10 +68,20 @@ export class Relay {
   readonly outbound: Outbox;
   private readonly now: () => number;
   private readonly clients: ClientBook;
+  /** Late profile lookups, for connectors that offer them. */
+  private readonly profiles?: LateProfiles;
 
   constructor(private readonly o: RelayOptions) {
     this.now = o.now ?? Date.now;
     this.clients = new ClientBook(o.store, this.now);
+    if (isProfileResolving(o.connector)) {
+      const { publicUrl } = o.config;
+      this.profiles = new LateProfiles(
+        o.connector,
+        (id, file) => mediaUrl(publicUrl, o.signer.sign(id, file)),
+        o.logger,
+      );
+    }
     const common = {
       ...o.outbox,
       store: o.store,
@@ -74,7 +92,7 @@ export class Relay {
     this.inbound = new Outbox({
       ...common,
       leg: 'inbound',
-      deliver: (item, work) => o.kit.send(item.payload as unknown as CustomerEvent, work.signal),
+      deliver: (item, work) => this.sendToKit(item, work),
       classify: classifyKitError,
     });
     this.outbound = new Outbox({
@@ -128,13 +146,46 @@ export class Relay {
       payload: event as unknown as JsonObject,
     });
     if (result === 'accepted') {
-      // The message is safe already; a failed profile write must not make the platform resend it.
-      await this.clients
+      // The message is safe already: the platform's ack does not wait for the record, and a
+      // failed record write must not make the platform resend the message.
+      void this.clients
         .seen(msg.client, profile)
         .catch((err: Error) => logger.warn({ clientId, err: err.message }, 'client record not updated'));
     } else logger.debug({ clientId, messageId: msg.messageId }, 'duplicate customer message dropped');
     return result;
   };
+
+  /** The media limits for one delivery: per target when the connector has them, else its static table. */
+  private async limitsFor(target: DeliveryTarget, signal: AbortSignal): Promise<MediaLimits> {
+    const { connector, logger } = this.o;
+    if (!hasTargetMediaLimits(connector)) return connector.mediaLimits;
+    try {
+      return await connector.mediaLimitsFor(target, signal);
+    } catch (err) {
+      logger.debug(
+        { clientId: target.clientId, err: (err as Error).message },
+        'media limits lookup failed; static limits used',
+      );
+      return connector.mediaLimits;
+    }
+  }
+
+  /**
+   * The inbound worker's send: the stored event, its client_data completed by the
+   * connector's late profile lookup when it has one (never held back by it).
+   */
+  private async sendToKit(item: OutboxItem, work: DeliveryWork): Promise<void> {
+    let event = item.payload as unknown as CustomerEvent;
+    if (this.profiles) {
+      const address = (await this.clients.get(item.clientId).catch(() => undefined))?.address;
+      event = await this.profiles.enrich(
+        event,
+        { clientId: item.clientId, ...(address ? { address } : {}) },
+        work.signal,
+      );
+    }
+    await this.o.kit.send(event, work.signal);
+  }
 
   /** A customer file larger than this cannot reach Kit: the proxy's cap, or what the platform lets us fetch. */
   private readonly maxFileBytes = (kind: MediaKind): number =>
@@ -215,7 +266,8 @@ export class Relay {
     }
     const prepared = await toAgentMessage(event, {
       fetcher: this.o.fetcher,
-      limits: connector.mediaLimits,
+      // Looked up only when there are files to check against them.
+      limits: hasFiles ? await this.limitsFor(target, work.signal) : connector.mediaLimits,
       showAgentName: config.showAgentName,
       logger,
     });

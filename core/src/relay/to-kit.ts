@@ -51,7 +51,7 @@ export function toCustomerEvent(msg: InboundMessage, opts: ToCustomerEventOption
   const said = [msg.text, ...notices].filter((t) => t !== undefined && t !== '').join('\n');
   const text = said && msg.edited ? EDITED_PREFIX + said : said || undefined;
   return {
-    client_data: clientData(clientId, msg.client.profile, mediaUrlFor),
+    client_data: clientDataOf(clientId, msg.client.profile, mediaUrlFor),
     event_id: id,
     event_type: 'send_message',
     event_data: {
@@ -60,11 +60,16 @@ export function toCustomerEvent(msg: InboundMessage, opts: ToCustomerEventOption
   };
 }
 
-function clientData(clientId: string, p: ClientProfile | undefined, mediaUrlFor: MediaUrlFor): ClientData {
+/** A profile as Kit's client_data; the avatar becomes a signed media link. Pure. */
+export function clientDataOf(
+  clientId: string,
+  p: ClientProfile | undefined,
+  mediaUrlFor: MediaUrlFor,
+): ClientData {
   if (!p) return { client_id: clientId };
   return {
     client_id: clientId,
-    ...opt('client_display_name', p.displayName),
+    ...opt('client_display_name', p.displayName === undefined ? undefined : cleanDisplayName(p.displayName)),
     ...opt('client_phone', p.phone),
     ...opt('client_email', p.email),
     ...opt('client_language', p.language),
@@ -73,6 +78,18 @@ function clientData(clientId: string, p: ClientProfile | undefined, mediaUrlFor:
     ...(p.page ? { page: p.page } : {}),
     ...(p.device ? { device: p.device } : {}),
   };
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A customer's display name as agents see it: control characters and bidi
+ * overrides removed (a name must not reorder the text around it in Kit's UI),
+ * whitespace collapsed, at most 128 characters. Every platform's names pass here.
+ */
+export function cleanDisplayName(name: string): string {
+  return name.replace(UNSAFE_IN_NAME, '').replace(/\s+/g, ' ').trim().slice(0, 128);
 }
 
 /** What the agent reads in place of a file that cannot be relayed. */

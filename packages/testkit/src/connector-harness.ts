@@ -132,6 +132,7 @@ export class TestContext {
             entry.running = false;
             this.notify();
           });
+        return Promise.resolve('running' as const);
       },
     };
   }

@@ -1,51 +1,51 @@
 /**
  * Customers' profile pictures: looked up once per user per process and kept for
- * a day, so a chatty customer costs one getUserProfilePhotos call, not one per
- * message. A failed lookup never holds up a message: it just has no avatar.
+ * a day (core's TtlCache), so a chatty customer costs one getUserProfilePhotos
+ * call, not one per message. Called late, by core's inbound worker, never while
+ * Telegram waits for an update to be confirmed. A failed lookup never holds up
+ * a message: it just has no avatar.
  */
-import type { AttachmentRef, Logger } from '@kitbridge/core';
+import { type AttachmentRef, type Logger, TtlCache } from '@kitbridge/core';
 import type { Api } from 'grammy';
-
-const MAX_ENTRIES = 10_000;
+import { grammySignal } from './outbound.js';
 
 export class AvatarCache {
-  private readonly entries = new Map<number, { at: number; ref?: AttachmentRef }>();
-  private readonly pending = new Map<number, Promise<AttachmentRef | undefined>>();
+  private readonly cache: TtlCache<number, AttachmentRef | undefined>;
 
   constructor(
     private readonly api: Api,
-    private readonly logger: Logger,
-    private readonly ttlMs = 24 * 3_600_000,
-  ) {}
-
-  /** The user's current profile photo (largest size), or undefined when there is none or the lookup failed. */
-  get(userId: number): Promise<AttachmentRef | undefined> {
-    const hit = this.entries.get(userId);
-    if (hit && Date.now() - hit.at < this.ttlMs) return Promise.resolve(hit.ref);
-    let p = this.pending.get(userId);
-    if (!p) {
-      p = this.lookup(userId).finally(() => this.pending.delete(userId));
-      this.pending.set(userId, p);
-    }
-    return p;
+    private readonly logger: () => Logger,
+    ttlMs = 24 * 3_600_000,
+  ) {
+    this.cache = new TtlCache({ ttlMs });
   }
 
-  private async lookup(userId: number): Promise<AttachmentRef | undefined> {
-    let ref: AttachmentRef | undefined;
+  /** The user's current profile photo (largest size), or undefined when there is none or the lookup failed. */
+  get(userId: number, signal?: AbortSignal): Promise<AttachmentRef | undefined> {
+    return this.cache.get(userId, () => this.lookup(userId, signal));
+  }
+
+  private async lookup(userId: number, signal?: AbortSignal): Promise<AttachmentRef | undefined> {
     try {
-      const photos = await this.api.getUserProfilePhotos(userId, { limit: 1 });
+      const photos = await this.api.getUserProfilePhotos(
+        userId,
+        { limit: 1 },
+        signal ? grammySignal(signal) : undefined,
+      );
       const sizes = photos.photos[0];
       const best = sizes?.reduce((a, b) => (b.width * b.height >= a.width * a.height ? b : a));
-      if (best) {
-        ref = { ref: best.file_id, kind: 'photo', fileName: 'avatar.jpg', mimeType: 'image/jpeg' };
-        if (best.file_size !== undefined) ref.size = best.file_size;
-      }
+      if (!best) return undefined;
+      const ref: AttachmentRef = {
+        ref: best.file_id,
+        kind: 'photo',
+        fileName: 'avatar.jpg',
+        mimeType: 'image/jpeg',
+      };
+      if (best.file_size !== undefined) ref.size = best.file_size;
+      return ref;
     } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'profile photo lookup failed');
+      this.logger().debug({ err: (err as Error).message }, 'profile photo lookup failed');
+      return undefined;
     }
-    this.entries.delete(userId);
-    this.entries.set(userId, { at: Date.now(), ...(ref ? { ref } : {}) });
-    if (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
-    return ref;
   }
 }

@@ -10,6 +10,7 @@ import {
   type BackoffOptions,
   backoffDelay,
   type ChannelConnector,
+  type ClientProfile,
   type CloseReason,
   type ConfigValidating,
   type ConnectionStatus,
@@ -20,6 +21,7 @@ import {
   type Logger,
   type MediaLimits,
   PermanentDeliveryError,
+  type ProfileResolving,
   quote,
   type ResolvedFile,
   type SelfChecking,
@@ -69,7 +71,9 @@ export interface TelegramConnectorOptions {
 /** Thrown by start() when Telegram refuses the token. */
 const TOKEN_REJECTED = 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)';
 
-export class TelegramConnector implements ChannelConnector, TypingCapable, ConfigValidating, SelfChecking {
+export class TelegramConnector
+  implements ChannelConnector, TypingCapable, ConfigValidating, SelfChecking, ProfileResolving
+{
   readonly name = 'telegram';
   /** The cloud's limits, or a self-hosted server's (no download limit). */
   readonly mediaLimits: MediaLimits;
@@ -88,6 +92,8 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   private poller?: Poller;
   private run?: AbortController;
   private connecting?: Promise<void>;
+  /** Resolves connect() once the polling job's first getUpdates answered. */
+  private onFirstPoll?: () => void;
 
   constructor(private readonly opts: TelegramConnectorOptions) {
     this.apiRoot = (opts.apiRoot ?? DEFAULT_API_ROOT).replace(/\/+$/, '');
@@ -109,7 +115,7 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
       apiRoot: this.apiRoot,
       limits: this.mediaLimits,
     });
-    this.avatars = new AvatarCache(this.bot.api, this.logger, opts.avatarTtlMs);
+    this.avatars = new AvatarCache(this.bot.api, () => this.logger, opts.avatarTtlMs);
   }
 
   ownsClient(clientId: string): boolean {
@@ -185,10 +191,12 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
   }
 
   async stop(): Promise<void> {
-    this.run?.abort();
-    await this.connecting?.catch(() => {});
+    // Taken before the abort: the polling job lets go of it as soon as it sees the abort.
     const poller = this.poller;
     this.poller = undefined;
+    this.run?.abort();
+    await this.connecting?.catch(() => {});
+    // Confirms handled updates before the files close (the job's own stop is then a repeat).
     await poller?.stop();
     await this.files.close();
     this.connecting = undefined;
@@ -227,6 +235,15 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
     return this.files.open(ref);
   }
 
+  /** The customer's profile photo, looked up late (core caches it; so does the avatar cache). */
+  async resolveProfile(target: DeliveryTarget, signal: AbortSignal): Promise<ClientProfile | undefined> {
+    const chatId = parseClientId(target.clientId);
+    // A private chat's id is the user's id; groups (negative ids) have no one face.
+    if (chatId === undefined || chatId <= 0) return undefined;
+    const avatar = await this.avatars.get(chatId, signal);
+    return avatar ? { avatar } : undefined;
+  }
+
   // ---------------------------------------------------------------- intake
 
   /** getMe, then polling or the webhook; 'connected' once updates can flow. */
@@ -245,18 +262,43 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
     }
     // A webhook left behind makes getUpdates answer 409; removing it keeps its pending updates.
     await this.bot.api.deleteWebhook();
-    this.poller = new Poller(
+    // One poller per bot across replicas: the others serve callbacks and media meanwhile.
+    const firstAnswer = new Promise<void>((resolve) => {
+      this.onFirstPoll = resolve;
+    });
+    const where = await ctx.exclusive('polling', (signal) => this.poll(signal));
+    if (where === 'running') await firstAnswer;
+    else this.setStatus({ state: 'standby', code: 'not_leader', reason: 'another replica polls Telegram' });
+  }
+
+  /** The long-polling job; runs while this process holds the polling lease and the connector runs. */
+  private async poll(lease: AbortSignal): Promise<void> {
+    const run = this.run;
+    if (!run || run.signal.aborted) return;
+    const signal = AbortSignal.any([lease, run.signal]);
+    const poller = new Poller(
       this.bot.api,
       (update) => this.handleUpdate(update),
       {
         connected: () => this.setStatus({ state: 'connected' }),
-        failed: (reason) => this.setStatus({ state: 'failed', reason }),
-        reconnecting: (reason) => this.setStatus({ state: 'reconnecting', reason }),
+        failed: (reason, code) => this.setStatus({ state: 'failed', code, reason }),
+        reconnecting: (reason, code) => this.setStatus({ state: 'reconnecting', code, reason }),
       },
       this.logger,
       this.opts.polling,
     );
-    await this.poller.start();
+    this.poller = poller;
+    await poller.start();
+    this.onFirstPoll?.();
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+    if (this.poller === poller) this.poller = undefined;
+    await poller.stop();
+    if (!run.signal.aborted)
+      this.setStatus({
+        state: 'standby',
+        code: 'not_leader',
+        reason: 'the polling lease moved to another replica',
+      });
   }
 
   private async connectInBackground(ctx: ConnectorContext, signal: AbortSignal): Promise<void> {
@@ -326,12 +368,8 @@ export class TelegramConnector implements ChannelConnector, TypingCapable, Confi
       this.logger.debug({ clientId: mapped.clientId, utm: mapped.utm }, '/start received');
       return;
     }
-    const message = mapped.message;
-    if (mapped.userId !== undefined) {
-      const avatar = await this.avatars.get(mapped.userId);
-      if (avatar) message.client.profile = { ...message.client.profile, avatar };
-    }
-    await ctx.receive(message);
+    // No platform call before the update is confirmed: the avatar comes later, from resolveProfile.
+    await ctx.receive(mapped.message);
   }
 
   // ---------------------------------------------------------------- delivery

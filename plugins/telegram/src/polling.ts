@@ -6,7 +6,7 @@
  * after core stored the message; a failed handler makes the loop wait and fetch
  * the same updates again.
  */
-import { type BackoffOptions, backoffDelay, type Logger, sleep } from '@kitbridge/core';
+import { type BackoffOptions, backoffDelay, type Logger, type StatusCode, sleep } from '@kitbridge/core';
 import { type Api, GrammyError } from 'grammy';
 import type { Update } from 'grammy/types';
 
@@ -24,10 +24,10 @@ export interface PollingOptions {
 export interface PollerEvents {
   /** A getUpdates succeeded. */
   connected(): void;
-  /** Operator action needed: another consumer holds the token, or the token was revoked. */
-  failed(reason: string): void;
+  /** Operator action needed: another consumer holds the token (`conflict`), or it was revoked (`bad_credentials`). */
+  failed(reason: string, code: StatusCode): void;
   /** A transient error; polling goes on. */
-  reconnecting(reason: string): void;
+  reconnecting(reason: string, code: StatusCode): void;
 }
 
 export const ALLOWED_UPDATES = ['message', 'edited_message'] as const;
@@ -127,14 +127,15 @@ export class Poller {
   /** Reports a failed getUpdates and returns how long to wait. */
   private onPollError(err: unknown, attempt: number, backoff: BackoffOptions): number {
     const blockedMs = this.opts.blockedRetryMs ?? 30_000;
+    const code = err instanceof GrammyError ? err.error_code : undefined;
     const blocked =
-      err instanceof GrammyError && err.error_code === 409
+      code === 409
         ? 'another consumer (polling or webhook) holds this bot token'
-        : err instanceof GrammyError && err.error_code === 401
+        : code === 401
           ? 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)'
           : undefined;
     if (blocked) {
-      this.events.failed(blocked);
+      this.events.failed(blocked, code === 409 ? 'conflict' : 'bad_credentials');
       const level = this.blockedReason === blocked ? 'debug' : 'error';
       this.logger[level](
         { retryInMs: blockedMs },
@@ -145,7 +146,7 @@ export class Poller {
     }
     const wait = backoffDelay(attempt, backoff);
     const reason = err instanceof GrammyError ? err.description : 'Telegram unreachable';
-    this.events.reconnecting(reason);
+    this.events.reconnecting(reason, code === 429 ? 'rate_limited' : 'network');
     this.logger.warn({ err: reason, attempt, retryInMs: wait }, 'getUpdates failed; retrying');
     return wait;
   }

@@ -146,6 +146,7 @@ describe('TelegramConnector, start-up failures', () => {
     await conn.start(tc.ctx);
     expect(conn.status()).toEqual({
       state: 'failed',
+      code: 'conflict',
       reason: 'another consumer (polling or webhook) holds this bot token',
     });
     // It keeps trying, slowly (every blockedRetryMs).
