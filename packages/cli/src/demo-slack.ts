@@ -83,7 +83,9 @@ export async function demoSlack(print: (s: string) => void): Promise<number> {
     ];
     print(`   POST /slack/events -> ${answers.join(', ')}`);
     await kit.waitForEvents(2, 15_000);
-    print('   Kit received these send_message events:');
+    print(
+      "   Kit received these send_message events (name, e-mail, language and picture from users.info, looked up after Slack's ack):",
+    );
     for (const e of kit.events) print(show(e));
 
     const photo = (kit.events[1] as { event_data: { message: { payload: { file_url: string }[] } } })

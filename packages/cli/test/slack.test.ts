@@ -131,6 +131,8 @@ describe('kitbridge demo slack', () => {
     const r = await kitbridge(['demo', 'slack'], { PATH: process.env.PATH ?? '' });
     expect(r.code).toBe(0);
     expect(r.out).toContain('"client_id": "sl:');
+    expect(r.out).toContain('"client_display_name": "Ann"');
+    expect(r.out).toContain('"client_language": "en-GB"');
     expect(r.out).toContain('POST /slack/events -> 200, 200');
     expect(r.out).toMatch(/-> 200 image\/png, \d+ bytes, same as sent: true/);
     expect(r.out).toContain('"username": "Bob"');

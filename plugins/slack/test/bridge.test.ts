@@ -94,6 +94,10 @@ for (const mode of ['socket', 'http'] as const) {
       expect(got.map((e) => e.event_data.message.text)).toEqual(['Hello there', 'the receipt']);
       const clientId = `sl:${slack.teamId}:${ann.id}`;
       expect(got.every((e) => e.client_data.client_id === clientId)).toBe(true);
+      // The late profile (users.info, after the ack): the name, the language, the picture through the proxy.
+      expect(got[0]!.client_data).toMatchObject({ client_display_name: 'Ann Lee', client_language: 'en-US' });
+      if (mode === 'socket')
+        expect(slack.callsOf('users.info')[0]!.at).toBeGreaterThanOrEqual(slack.envelopes[0]!.acked!.at);
 
       const link = got[1]!.event_data.message.payload![0]!.file_url;
       const file = await request(link);
