@@ -372,7 +372,10 @@ describe('kitbridge run discord, killed with SIGKILL', () => {
       await until(async () => (await readyz()) === 200, 'the first process to be ready', 20_000);
       discord.dm(ALICE, 'alice 1');
       discord.dm(BOB, 'bob 1');
-      await kit.waitForEvents(2, 15_000);
+      await kit.waitForEvents(2, 15_000).catch((err) => {
+        console.log(first.output());
+        throw err;
+      });
       // Let the checkpoints of both channels be written.
       await new Promise((r) => setTimeout(r, 300));
     } finally {
