@@ -179,13 +179,13 @@ export class TelegramConnector
       await this.connect(ctx);
     } catch (err) {
       if (isUnauthorized(err)) {
-        this.setStatus({ state: 'failed', reason: TOKEN_REJECTED });
+        this.setStatus({ state: 'failed', code: 'bad_credentials', reason: TOKEN_REJECTED });
         throw new Error(TOKEN_REJECTED);
       }
       // Telegram unreachable: keep trying in the background; /readyz says not ready meanwhile.
       const reason = safeError(err, this.opts.token).message;
       this.logger.warn({ err: reason }, 'Telegram unreachable at start; retrying');
-      this.setStatus({ state: 'reconnecting', reason });
+      this.setStatus({ state: 'reconnecting', code: 'network', reason });
       this.connecting = this.connectInBackground(ctx, run.signal);
     }
   }
@@ -311,7 +311,11 @@ export class TelegramConnector
         return;
       } catch (err) {
         const reason = isUnauthorized(err) ? TOKEN_REJECTED : safeError(err, this.opts.token).message;
-        this.setStatus({ state: isUnauthorized(err) ? 'failed' : 'reconnecting', reason });
+        this.setStatus(
+          isUnauthorized(err)
+            ? { state: 'failed', code: 'bad_credentials', reason }
+            : { state: 'reconnecting', code: 'network', reason },
+        );
         this.logger.warn({ err: reason, attempt }, 'Telegram connect failed; retrying');
       }
     }

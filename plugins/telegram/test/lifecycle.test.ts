@@ -135,6 +135,7 @@ describe('TelegramConnector, start-up failures', () => {
     expect(JSON.stringify(tc.statuses)).not.toContain(token);
     expect(conn.status()).toEqual({
       state: 'failed',
+      code: 'bad_credentials',
       reason: 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)',
     });
   });
