@@ -24,6 +24,7 @@ export * from './relay/steps.js';
 export * from './relay/to-kit.js';
 export * from './relay/to-platform.js';
 export * from './retry.js';
+export * from './store/leases.js';
 export * from './store/local-jobs.js';
 export * from './store/memory.js';
 export * from './store/store.js';

@@ -99,18 +99,28 @@ type Outcome =
 /** A client this worker holds a lease on: an attempt runs, or its outcome is being written. */
 interface Held {
   claim: Claim;
-  /** Occupies a concurrency slot (while an attempt runs, and through a completion that may hand on). */
+  /** Occupies a concurrency slot (from the claim until the outcome is written, or through hand-ons). */
   slot: boolean;
-  /** The running attempt's controller. */
-  ac?: AbortController;
+  /** Ends the running attempt now: aborts its signal, and the attempt stops waiting for its work. */
+  abort?: (reason: Error) => void;
   lost: boolean;
   renewing: boolean;
+  /** When the lease was last granted or renewed (this worker's clock). */
+  renewedAt: number;
+  /** Items handed on in this slot while other clients waited. */
+  handOns: number;
+  /** Its last item went to the dead letters (its next one, if any, is due). */
+  buried?: boolean;
+  /** The outcome being written is a dead letter. */
+  buryNext?: boolean;
 }
 
 /** Past the grace: how long stop() waits for aborted work (which may still be finishing a store write) to settle. */
 const ABANDON_WAIT_MS = 1_000;
 /** Shortest wait of the wake-up timer: a store whose clock runs behind ours must not make us spin. */
 const MIN_WAKE_MS = 5;
+/** A client's items handed on in one slot, in a row, while other clients wait for a slot. */
+const HAND_ONS_WHILE_OTHERS_WAIT = 4;
 /** The backlog snapshot is read from the store at most this often after local changes. */
 const BACKLOG_REFRESH_MS = 1_000;
 
@@ -164,6 +174,9 @@ export class Outbox {
     this.halt = new AbortController();
     const { syncIntervalMs = 1_000, lagLogIntervalMs = 60_000 } = this.opts;
     if (syncIntervalMs > 0) this.housekeeping.push(setInterval(() => void this.probe(), syncIntervalMs));
+    // One timer renews every lease this worker holds, a third of the way through it.
+    const renewEvery = Math.max(1, Math.floor(this.leaseMs / 3));
+    this.housekeeping.push(setInterval(() => this.renewAll(renewEvery), renewEvery));
     if (lagLogIntervalMs > 0)
       this.housekeeping.push(
         setInterval(() => {
@@ -251,7 +264,7 @@ export class Outbox {
     if (this.runs.size) await settledWithin([...this.runs], graceMs);
     if (this.runs.size) {
       this.halt.abort();
-      for (const h of this.held.values()) h.ac?.abort(new OutboxStoppingError());
+      for (const h of this.held.values()) h.abort?.(new OutboxStoppingError());
       // Each run writes its outcome once more (fenced) and ends; none retries now.
       await Promise.all(this.runs);
     }
@@ -364,7 +377,7 @@ export class Outbox {
 
   /** Works a claimed client: its item, then each item the store hands on. The slot is already counted. */
   private begin(claim: Claim): void {
-    const h: Held = { claim, slot: true, lost: false, renewing: false };
+    const h: Held = { claim, slot: true, lost: false, renewing: false, renewedAt: this.now(), handOns: 0 };
     this.held.set(claim.item.clientId, h);
     const run = this.run(h).finally(() => {
       this.runs.delete(run);
@@ -376,14 +389,9 @@ export class Outbox {
   private async run(h: Held): Promise<void> {
     const { leg, logger } = this.opts;
     const clientId = h.claim.item.clientId;
-    const renewal = setInterval(() => void this.renew(h), Math.max(1, Math.floor(this.leaseMs / 3)));
-    renewal.unref();
     try {
       for (;;) {
         const outcome = await this.attempt(h);
-        // Only a completion that may hand on keeps the slot through its write; else the next client gets it now.
-        const handOn = outcome.kind === 'delivered' && !this.stopped && !this.maybeMore;
-        if (!handOn) this.freeSlot(h);
         if (outcome.kind === 'lost') {
           logger.warn(
             { leg, clientId, id: h.claim.item.id, reason: outcome.reason },
@@ -391,16 +399,28 @@ export class Outbox {
           );
           return;
         }
+        // The client's next item goes on in this slot; while other clients wait for one, only a few
+        // times in a row (then the lease is released and the next claim takes the longest-waiting
+        // client, maybe this one again).
+        const handOn =
+          outcome.kind === 'delivered' &&
+          !this.stopped &&
+          (!this.maybeMore || h.handOns < HAND_ONS_WHILE_OTHERS_WAIT);
+        if (handOn && this.maybeMore) h.handOns++;
         const next = await this.record(h, outcome, handOn);
-        if (!next) return;
+        if (!next) {
+          // Released with its next item due: a claim must take it (after the write, so it can).
+          if ((outcome.kind === 'delivered' && !handOn) || h.buried) this.more();
+          return;
+        }
         if (this.stopped) {
           this.release(next);
           return;
         }
         h.claim = next;
+        h.renewedAt = this.now();
       }
     } finally {
-      clearInterval(renewal);
       this.freeSlot(h);
       this.held.delete(clientId);
       this.backlogChanged();
@@ -417,17 +437,30 @@ export class Outbox {
   /** One attempt, raced against its deadline. Never throws. */
   private async attempt(h: Held): Promise<Outcome> {
     const { item, fence } = h.claim;
-    const ac = new AbortController();
-    h.ac = ac;
     if (h.lost) return { kind: 'lost', reason: 'lease renewal refused' };
-    const deadline = setTimeout(() => ac.abort(new DeliveryTimeoutError(this.timeoutMs)), this.timeoutMs);
-    deadline.unref();
-    const aborted = new Promise<never>((_, reject) => {
-      ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true });
+    // The signal is made when the work first asks for it (an AbortSignal costs microseconds).
+    let ac: AbortController | undefined;
+    let abortedWith: Error | undefined;
+    let giveUp!: (reason: Error) => void;
+    const ended = new Promise<never>((_, reject) => {
+      giveUp = reject;
     });
-    aborted.catch(() => {});
+    h.abort = (reason) => {
+      if (abortedWith) return;
+      abortedWith = reason;
+      ac?.abort(reason);
+      giveUp(reason);
+    };
+    const deadline = setTimeout(() => h.abort?.(new DeliveryTimeoutError(this.timeoutMs)), this.timeoutMs);
+    deadline.unref();
     const work: DeliveryWork = {
-      signal: ac.signal,
+      get signal() {
+        if (!ac) {
+          ac = new AbortController();
+          if (abortedWith) ac.abort(abortedWith);
+        }
+        return ac.signal;
+      },
       progress: {
         done: item.progress,
         save: async (progress: JsonObject) => {
@@ -437,17 +470,19 @@ export class Outbox {
       },
     };
     const delivering = (async () => this.opts.deliver(item, work))();
-    const settled = delivering.then(
-      () => {},
-      () => {},
-    );
-    this.works.add(settled);
-    void settled.finally(() => this.works.delete(settled));
     try {
-      await Promise.race([delivering, aborted]);
+      await Promise.race([delivering, ended]);
       return { kind: 'delivered' };
     } catch (err) {
-      const reason = ac.signal.aborted ? ac.signal.reason : err;
+      if (!abortedWith) return { kind: 'failed', failure: this.opts.classify(err) };
+      const reason: Error = abortedWith;
+      // Given up on while the work may go on: stop() waits a little for it to settle.
+      const settled = delivering.then(
+        () => {},
+        () => {},
+      );
+      this.works.add(settled);
+      void settled.then(() => this.works.delete(settled));
       if (reason instanceof LeaseLostError || h.lost) return { kind: 'lost', reason: String(reason) };
       if (reason instanceof OutboxStoppingError) return { kind: 'stopped' };
       if (reason instanceof DeliveryTimeoutError) {
@@ -456,7 +491,8 @@ export class Outbox {
       return { kind: 'failed', failure: this.opts.classify(err) };
     } finally {
       clearTimeout(deadline);
-      h.ac = undefined;
+      h.abort = undefined;
+      ended.catch(() => {});
     }
   }
 
@@ -489,9 +525,14 @@ export class Outbox {
             ? `gave up after ${Math.round(age / 1000)} s: ${f.reason}`
             : undefined;
       if (giveUp !== undefined) {
+        // Its next item, if any, is due as soon as this one is buried.
+        h.buryNext = true;
         write = async () => void (await store.bury(item.id, fence, attempts, giveUp));
-        // Logged once, at error level: an operator has to look at it.
-        done = () => logger.error({ ...log, key: item.key, reason: giveUp }, 'dead letter');
+        done = () => {
+          h.buried = true;
+          // Logged once, at error level: an operator has to look at it.
+          logger.error({ ...log, key: item.key, reason: giveUp }, 'dead letter');
+        };
       } else {
         const delay = Math.max(
           backoffDelay(attempts, this.opts.backoff),
@@ -511,7 +552,14 @@ export class Outbox {
 
     for (let n = 1; ; n++) {
       try {
-        const next = await write();
+        const writing = write();
+        if (n === 1 && !handOn) {
+          // The slot is free now: a claim made in this turn goes into the same store batch as this
+          // write, after it (so it sees the client this write releases).
+          if (h.buryNext) this.maybeMore = true;
+          this.freeSlot(h);
+        }
+        const next = await writing;
         done();
         return next;
       } catch (err) {
@@ -541,16 +589,24 @@ export class Outbox {
     }
   }
 
+  /** Renews the leases held longer than `age` since their last renewal. */
+  private renewAll(age: number): void {
+    const due = this.now() - age;
+    for (const h of this.held.values()) if (h.renewedAt <= due) void this.renew(h);
+  }
+
   private async renew(h: Held): Promise<void> {
     if (h.renewing || h.lost) return;
     h.renewing = true;
     const { item, fence } = h.claim;
+    const at = this.now();
     try {
       await this.opts.store.renew(this.opts.leg, item.clientId, fence, this.leaseMs);
+      h.renewedAt = at;
     } catch (err) {
       if (err instanceof LeaseLostError) {
         h.lost = true;
-        h.ac?.abort(err);
+        h.abort?.(err);
       } else {
         this.opts.logger.warn(
           { leg: this.opts.leg, clientId: item.clientId, err: (err as Error).message },

@@ -1,4 +1,5 @@
 import type { JsonObject } from '../connector.js';
+import { LocalLeases } from './leases.js';
 import {
   type Claim,
   type ClientPatch,
@@ -18,31 +19,19 @@ export interface MemoryStoreOptions {
   clock?: () => number;
 }
 
-/** One client's pending items (ids ascending) and its lease. */
-interface Queue {
-  leg: Leg;
-  clientId: string;
-  ids: number[];
-  owner?: string;
-  fence?: number;
-  expiresAt: number;
-}
-
 /** The Store in process memory: for tests and the demo. Lost on exit. */
 export class MemoryStore implements Store {
   readonly description = 'memory';
   private readonly clients = new Map<string, ClientRecord>();
   private readonly keys = new Map<string, number>();
   private readonly items = new Map<number, OutboxItem>();
-  /** By `${leg}\n${clientId}`: clients with a pending item or a lease. */
-  private readonly queues = new Map<string, Queue>();
-  private readonly byFence = new Map<number, Queue>();
+  private readonly leases: LocalLeases;
+  /** Dead letters per leg. */
+  private readonly dead: Record<Leg, number> = { inbound: 0, outbound: 0 };
   private nextId = 1;
-  private lastFence = 0;
-  private readonly clock: () => number;
 
   constructor(opts: MemoryStoreOptions = {}) {
-    this.clock = opts.clock ?? Date.now;
+    this.leases = new LocalLeases(opts.clock ?? Date.now);
   }
 
   async getClient(clientId: string) {
@@ -78,77 +67,57 @@ export class MemoryStore implements Store {
       state: 'pending',
     };
     this.items.set(stored.id, stored);
-    const q = this.queue(item.leg, item.clientId);
-    q.ids.push(stored.id);
     const out: EnqueuedItem = structuredClone(stored);
-    if (claim && q.ids.length === 1 && q.expiresAt <= this.clock()) {
-      out.fence = this.grant(q, claim.owner, claim.leaseMs);
-    }
+    const { fence } = this.leases.add(item.leg, item.clientId, stored.id, now, claim);
+    if (fence !== undefined) out.fence = fence;
     return out;
   }
 
   async claim(leg: Leg, owner: string, max: number, leaseMs: number): Promise<Claim[]> {
-    const now = this.clock();
-    const ready: { q: Queue; at: number }[] = [];
-    for (const q of this.queues.values()) {
-      if (q.leg !== leg) continue;
-      const at = this.readyAt(q);
-      if (at !== undefined && at <= now) ready.push({ q, at });
-    }
-    ready.sort((a, b) => a.at - b.at);
-    return ready.slice(0, Math.max(0, max)).map(({ q }) => {
-      const fence = this.grant(q, owner, leaseMs);
-      return { item: structuredClone(this.items.get(q.ids[0]!)!), fence };
-    });
+    return this.leases
+      .claim(leg, owner, max, leaseMs)
+      .map(({ fence, headId }) => ({ item: structuredClone(this.items.get(headId)!), fence }));
   }
 
   async renew(leg: Leg, clientId: string, fence: number, leaseMs: number) {
-    const q = this.byFence.get(fence);
-    if (!q || q.leg !== leg || q.clientId !== clientId) throw new LeaseLostError(fence, 'renew');
-    q.expiresAt = this.clock() + leaseMs;
+    if (!this.leases.renew(leg, clientId, fence, leaseMs)) throw new LeaseLostError(fence, 'renew');
   }
 
   async nextDue(leg: Leg) {
-    let min: number | undefined;
-    for (const q of this.queues.values()) {
-      if (q.leg !== leg) continue;
-      const at = this.readyAt(q);
-      if (at !== undefined && (min === undefined || at < min)) min = at;
-    }
-    return min;
+    return this.leases.nextDue(leg);
   }
 
   async complete(id: number, fence: number, handOn?: { leaseMs: number }) {
-    const q = this.held(id, fence, 'complete');
-    if (this.items.delete(id)) q.ids = q.ids.filter((i) => i !== id);
-    const head = q.ids[0] === undefined ? undefined : this.items.get(q.ids[0]);
-    if (handOn && head && head.nextAttemptAt <= this.clock()) {
-      q.expiresAt = this.clock() + handOn.leaseMs;
-      return { item: structuredClone(head), fence };
-    }
-    this.release(q);
-    return undefined;
+    this.assertCovers(id, fence, 'complete');
+    this.items.delete(id);
+    this.leases.remove(id);
+    const next = this.leases.handOn(fence, handOn?.leaseMs);
+    return next === undefined ? undefined : { item: structuredClone(this.items.get(next)!), fence };
   }
 
   async reschedule(id: number, fence: number, attempts: number, nextAttemptAt: number, lastError: string) {
-    const q = this.held(id, fence, 'reschedule');
+    this.assertCovers(id, fence, 'reschedule');
     const i = this.items.get(id);
-    if (i) Object.assign(i, { attempts, nextAttemptAt, lastError });
-    this.release(q);
+    if (i) {
+      Object.assign(i, { attempts, nextAttemptAt, lastError });
+      if (i.state === 'pending') this.leases.setDue(i.leg, i.clientId, id, nextAttemptAt);
+    }
+    this.leases.release(fence);
   }
 
   async bury(id: number, fence: number, attempts: number, reason: string) {
-    const q = this.held(id, fence, 'bury');
+    this.assertCovers(id, fence, 'bury');
     const i = this.items.get(id);
     if (i && i.state === 'pending') {
       Object.assign(i, { attempts, lastError: reason, state: 'dead' });
-      q.ids = q.ids.filter((x) => x !== id);
+      this.dead[i.leg]++;
+      this.leases.remove(id);
     }
-    this.release(q);
+    this.leases.release(fence);
   }
 
   async saveProgress(id: number, fence: number, progress: JsonObject) {
-    this.held(id, fence, 'saveProgress');
+    this.assertCovers(id, fence, 'saveProgress');
     const i = this.items.get(id);
     if (i) i.progress = structuredClone(progress);
   }
@@ -177,9 +146,9 @@ export class MemoryStore implements Store {
         ? [...this.items.values()].filter((i) => i.state === 'dead')
         : [...new Set(ids)].map((id) => this.items.get(id)).filter((i): i is OutboxItem => !!i);
     for (const i of targets) {
-      const q = this.queue(i.leg, i.clientId);
-      if (i.state === 'dead') q.ids = [...q.ids, i.id].sort((a, b) => a - b);
+      if (i.state === 'dead') this.dead[i.leg]--;
       Object.assign(i, { state: 'pending', attempts: 0, nextAttemptAt: now });
+      this.leases.setDue(i.leg, i.clientId, i.id, now);
     }
     return targets.length;
   }
@@ -188,31 +157,17 @@ export class MemoryStore implements Store {
     const i = this.items.get(id);
     if (!i) return false;
     this.items.delete(id);
-    const q = this.queues.get(`${i.leg}\n${i.clientId}`);
-    if (q) {
-      q.ids = q.ids.filter((x) => x !== id);
-      if (!q.ids.length && q.fence === undefined) this.queues.delete(`${q.leg}\n${q.clientId}`);
-    }
+    if (i.state === 'dead') this.dead[i.leg]--;
+    this.leases.remove(id);
     return true;
   }
 
+  /** From the lease index (no walk over the items): the oldest pending item is the lowest pending id. */
   async stats(): Promise<OutboxStats[]> {
     return (['inbound', 'outbound'] as const).map((leg) => {
-      let pending = 0;
-      let dead = 0;
-      let oldest: number | undefined;
-      for (const i of this.items.values()) {
-        if (i.leg !== leg) continue;
-        if (i.state === 'dead') dead++;
-        else {
-          pending++;
-          if (oldest === undefined || i.createdAt < oldest) oldest = i.createdAt;
-        }
-      }
-      let clients = 0;
-      for (const q of this.queues.values()) if (q.leg === leg && q.ids.length) clients++;
-      const s: OutboxStats = { leg, pending, dead, clients };
-      if (oldest !== undefined) s.oldestPendingAt = oldest;
+      const { clients, pending, oldestId } = this.leases.counts(leg);
+      const s: OutboxStats = { leg, pending, dead: this.dead[leg], clients };
+      if (oldestId !== undefined) s.oldestPendingAt = this.items.get(oldestId)!.createdAt;
       return s;
     });
   }
@@ -230,50 +185,13 @@ export class MemoryStore implements Store {
 
   async close() {}
 
-  // ---------------------------------------------------------------- leases
-
-  private queue(leg: Leg, clientId: string): Queue {
-    const k = `${leg}\n${clientId}`;
-    let q = this.queues.get(k);
-    if (!q) {
-      q = { leg, clientId, ids: [], expiresAt: 0 };
-      this.queues.set(k, q);
-    }
-    return q;
-  }
-
-  /** When the client can be claimed: its head is due and its lease free; undefined without a head. */
-  private readyAt(q: Queue): number | undefined {
-    const head = q.ids[0] === undefined ? undefined : this.items.get(q.ids[0]);
-    return head && Math.max(head.nextAttemptAt, q.expiresAt);
-  }
-
-  private grant(q: Queue, owner: string, leaseMs: number): number {
-    if (q.fence !== undefined) this.byFence.delete(q.fence);
-    const fence = ++this.lastFence;
-    Object.assign(q, { owner, fence, expiresAt: this.clock() + leaseMs });
-    this.byFence.set(fence, q);
-    return fence;
-  }
-
-  private release(q: Queue): void {
-    if (q.fence !== undefined) this.byFence.delete(q.fence);
-    q.owner = undefined;
-    q.fence = undefined;
-    q.expiresAt = 0;
-    if (!q.ids.length) this.queues.delete(`${q.leg}\n${q.clientId}`);
-  }
-
-  /** The lease `fence` holds, when it covers item `id` (or `id` is gone); else LeaseLostError. */
-  private held(id: number, fence: number, what: string): Queue {
-    const q = this.byFence.get(fence);
-    const i = this.items.get(id);
-    if (!q || (i && (i.leg !== q.leg || i.clientId !== q.clientId))) throw new LeaseLostError(fence, what);
-    return q;
+  /** LeaseLostError unless `fence` holds the lease of item `id`'s client (or `id` is gone). */
+  private assertCovers(id: number, fence: number, what: string): void {
+    if (!this.leases.covers(fence, id)) throw new LeaseLostError(fence, what);
   }
 }
 
-/** A client record after `patch` (shared by the stores that merge in process). */
+/** A client record after `patch` (for stores that merge in process). */
 export function applyClientPatch(
   old: ClientRecord | undefined,
   clientId: string,

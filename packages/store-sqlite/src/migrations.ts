@@ -41,38 +41,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX outbox_leg_state_id ON outbox (leg, state, id);
   `,
-  // 2: per-client queues with leases (several writers), delivery progress.
+  // 2: delivery progress; the fence sequence. (Leases live in the one process that
+  // holds the store: the exclusive open.)
   `
   ALTER TABLE outbox ADD COLUMN progress TEXT; -- JSON object or NULL
 
-  -- A client's pending items, oldest first: its head is the next to deliver.
-  CREATE INDEX outbox_client_pending ON outbox (leg, client_id, id) WHERE state = 'pending';
-
-  -- One row per (leg, client) with a pending item or a lease: the head (lowest-id
-  -- pending item, NULL when an operator dropped the last one under a lease), when it
-  -- is due, and the lease. ready_at is when a claim may take the client.
-  CREATE TABLE queues (
-    leg           TEXT NOT NULL CHECK (leg IN ('inbound', 'outbound')),
-    client_id     TEXT NOT NULL,
-    head_id       INTEGER,
-    head_due      INTEGER NOT NULL,
-    owner         TEXT,
-    fence         INTEGER UNIQUE,      -- NULL while unleased
-    lease_expires INTEGER NOT NULL DEFAULT 0,
-    ready_at      INTEGER GENERATED ALWAYS AS (MAX(head_due, lease_expires)) STORED,
-    PRIMARY KEY (leg, client_id)
-  );
-  CREATE INDEX queues_ready ON queues (leg, ready_at) WHERE head_id IS NOT NULL;
-
-  -- The last fencing number handed out: fences only grow, across restarts too.
+  -- The highest fencing number reserved so far: fences only grow, across restarts too.
   CREATE TABLE fence_seq (n INTEGER NOT NULL);
   INSERT INTO fence_seq (n) VALUES (0);
-
-  INSERT INTO queues (leg, client_id, head_id, head_due)
-    SELECT o.leg, o.client_id, o.id, o.next_attempt_at FROM outbox o
-    WHERE o.state = 'pending' AND o.id = (
-      SELECT MIN(p.id) FROM outbox p WHERE p.leg = o.leg AND p.client_id = o.client_id AND p.state = 'pending'
-    );
   `,
 ];
 

@@ -10,9 +10,11 @@ import {
   LeaseLostError,
   type LeaseRequest,
   type Leg,
+  LocalLeases,
   type NewOutboxItem,
   type OutboxItem,
   type OutboxStats,
+  type PendingRef,
   type Store,
 } from '@kitbridge/core';
 import Database from 'better-sqlite3';
@@ -82,10 +84,15 @@ interface OutboxRow {
   progress: string | null;
 }
 
-/** The (leg, client) a lease covers. */
-interface LeaseRow {
+/** Where an item belongs. */
+interface OwnerRow {
   leg: Leg;
   client_id: string;
+}
+
+interface PendingRow extends OwnerRow {
+  id: number;
+  next_attempt_at: number;
 }
 
 /** A fenced write whose lease is not held: thrown after the transaction, which it does not fail. */
@@ -96,6 +103,8 @@ interface Job {
   run: () => unknown;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+  /** Writes nothing to the file (a claim): a batch of only these needs no transaction. */
+  readonly?: boolean;
 }
 
 interface StatsRow {
@@ -104,13 +113,14 @@ interface StatsRow {
   n: number;
 }
 
-interface HeadsRow {
+interface ClientsRow {
   leg: Leg;
   clients: number;
-  oldest: number | null;
 }
 
 const LEGS: readonly Leg[] = ['inbound', 'outbound'];
+/** Payload JSON kept in memory for claims and hand-ons without a read (see SqliteStore.recent). */
+const ITEM_CACHE_BYTES = 32 * 1024 * 1024;
 const DEFAULT_LIST_LIMIT = 100;
 
 /**
@@ -120,6 +130,13 @@ const DEFAULT_LIST_LIMIT = 100;
  *
  * better-sqlite3 is synchronous; every method runs its statements to the end
  * before returning a settled promise, so each call is atomic on its own.
+ *
+ * Leases: one process runs the outbox on a file (the exclusive open), so the
+ * per-client queues, leases and fences live in that process's memory
+ * ({@link LocalLeases}), indexed from the rows at the first outbox call; claims,
+ * renewals and `nextDue` cost no SQL. Rows other connections change (an
+ * operator's revive or drop) are read again when `PRAGMA data_version` says so.
+ * Leases end with the process: a restart claims every client at once.
  */
 export class SqliteStore implements Store {
   /** `sqlite:<absolute path>`. */
@@ -131,8 +148,17 @@ export class SqliteStore implements Store {
   private lock?: StoreLock;
   /** Writes waiting for the next group commit (see {@link SqliteStore.grouped}). */
   private batch: Job[] = [];
-  /** Fences of the running transaction: the last one handed out, and whether fence_seq must be written. */
-  private fences?: { last: number; dirty: boolean };
+  /** The outbox index and its leases, from the first outbox call on (see the class comment). */
+  private index?: LocalLeases;
+  /** data_version when the index was last read from the rows. */
+  private indexedVersion = -1;
+  /**
+   * Pending items this connection enqueued, as stored, so that a claim or a hand-on does not read
+   * back and parse a row it wrote; up to ITEM_CACHE_BYTES of payload JSON, cleared when the index is
+   * read again. Kept exact: every write of an item here updates or drops its entry.
+   */
+  private readonly recent = new Map<number, { item: OutboxItem; bytes: number }>();
+  private recentBytes = 0;
   private readonly clock: () => number;
 
   private constructor(
@@ -172,62 +198,19 @@ export class SqliteStore implements Store {
         "UPDATE outbox SET attempts = ?, last_error = ?, state = 'dead' WHERE id = ? AND state = 'pending'",
       ),
       saveProgress: db.prepare<[string, number]>('UPDATE outbox SET progress = ? WHERE id = ?'),
-      itemOwner: db.prepare<[number], LeaseRow>('SELECT leg, client_id FROM outbox WHERE id = ?'),
-      // The client's head: its lowest-id pending item (partial index outbox_client_pending).
-      head: db.prepare<[Leg, string], OutboxRow>(
-        "SELECT * FROM outbox WHERE leg = ? AND client_id = ? AND state = 'pending' ORDER BY id LIMIT 1",
+      itemOwner: db.prepare<[number], OwnerRow>('SELECT leg, client_id FROM outbox WHERE id = ?'),
+      pendingRefs: db.prepare<[], PendingRow>(
+        "SELECT id, leg, client_id, next_attempt_at FROM outbox WHERE state = 'pending' ORDER BY id",
       ),
-      // A new item becomes the head of a client that had none (no row, or a leased row whose items were dropped).
-      addHead: db.prepare<[Leg, string, number, number]>(
-        `INSERT INTO queues (leg, client_id, head_id, head_due) VALUES (?, ?, ?, ?)
-         ON CONFLICT (leg, client_id) DO UPDATE SET head_id = excluded.head_id, head_due = excluded.head_due
-         WHERE queues.head_id IS NULL`,
+      deadRefs: db.prepare<[], PendingRow>(
+        "SELECT id, leg, client_id, next_attempt_at FROM outbox WHERE state = 'dead'",
       ),
-      clearHead: db.prepare<[Leg, string]>(
-        'UPDATE queues SET head_id = NULL, head_due = 0 WHERE leg = ? AND client_id = ?',
-      ),
-      // Head recomputed, lease kept (operators' revive/drop).
-      setHead: db.prepare<[Leg, string, number, number]>(
-        `INSERT INTO queues (leg, client_id, head_id, head_due) VALUES (?, ?, ?, ?)
-         ON CONFLICT (leg, client_id) DO UPDATE SET head_id = excluded.head_id, head_due = excluded.head_due`,
-      ),
-      releaseTo: db.prepare<[number, number, Leg, string]>(
-        `UPDATE queues SET head_id = ?, head_due = ?, owner = NULL, fence = NULL, lease_expires = 0
-         WHERE leg = ? AND client_id = ?`,
-      ),
-      handOn: db.prepare<[number, number, number, Leg, string]>(
-        'UPDATE queues SET head_id = ?, head_due = ?, lease_expires = ? WHERE leg = ? AND client_id = ?',
-      ),
-      dropQueue: db.prepare<[Leg, string]>('DELETE FROM queues WHERE leg = ? AND client_id = ?'),
-      dropQueueIfFree: db.prepare<[Leg, string]>(
-        'DELETE FROM queues WHERE leg = ? AND client_id = ? AND fence IS NULL',
-      ),
-      grant: db.prepare<[string, number, number, Leg, string, number]>(
-        `UPDATE queues SET owner = ?, fence = ?, lease_expires = ?
-         WHERE leg = ? AND client_id = ? AND lease_expires <= ?`,
-      ),
-      claimable: db.prepare<[Leg, number, number], OutboxRow>(
-        `SELECT o.* FROM queues q JOIN outbox o ON o.id = q.head_id
-         WHERE q.leg = ? AND q.head_id IS NOT NULL AND q.ready_at <= ?
-         ORDER BY q.ready_at LIMIT ?`,
-      ),
-      leaseOf: db.prepare<[number], LeaseRow>('SELECT leg, client_id FROM queues WHERE fence = ?'),
-      renew: db.prepare<[number, Leg, string, number]>(
-        'UPDATE queues SET lease_expires = ? WHERE leg = ? AND client_id = ? AND fence = ?',
-      ),
-      nextDue: db
-        .prepare<[Leg], number | null>(
-          'SELECT MIN(ready_at) FROM queues WHERE leg = ? AND head_id IS NOT NULL',
-        )
+      // Moves when another connection (an operator's `kitbridge outbox`) commits; never for our own writes.
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
+      // A block of fences never handed out before (the first is the result minus the size, plus one).
+      reserveFences: db
+        .prepare<[number, number], number>('UPDATE fence_seq SET n = MAX(n, ?) + ? RETURNING n')
         .pluck(),
-      voidLeases: db.prepare(
-        'UPDATE queues SET owner = NULL, fence = NULL, lease_expires = 0 WHERE fence IS NOT NULL',
-      ),
-      fenceGet: db.prepare<[], number>('SELECT n FROM fence_seq').pluck(),
-      fenceSet: db.prepare<[number]>('UPDATE fence_seq SET n = ?'),
-      deadClients: db.prepare<[], LeaseRow>(
-        "SELECT DISTINCT leg, client_id FROM outbox WHERE state = 'dead'",
-      ),
       totalChanges: db.prepare<[], number>('SELECT total_changes()').pluck(),
       list: db.prepare<[{ leg: Leg | null; state: string | null; limit: number }], OutboxRow>(
         `SELECT * FROM outbox
@@ -241,20 +224,28 @@ export class SqliteStore implements Store {
       reviveDead: db.prepare(
         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'dead'",
       ),
-      // Index-only counts; the oldest pending item is taken to be the oldest head (ids grow with time).
+      // Index-only counts; the oldest pending item is taken to be the lowest pending id (ids grow with time).
       stats: db.prepare<[], StatsRow>('SELECT leg, state, COUNT(*) AS n FROM outbox GROUP BY leg, state'),
-      heads: db.prepare<[], HeadsRow>(
-        `SELECT q.leg, COUNT(*) AS clients, MIN(o.created_at) AS oldest
-         FROM queues q JOIN outbox o ON o.id = q.head_id GROUP BY q.leg`,
+      oldestPending: db
+        .prepare<[Leg], number>(
+          "SELECT created_at FROM outbox WHERE leg = ? AND state = 'pending' ORDER BY id LIMIT 1",
+        )
+        .pluck(),
+      deadCounts: db.prepare<[], { leg: Leg; n: number }>(
+        "SELECT leg, COUNT(*) AS n FROM outbox WHERE state = 'dead' GROUP BY leg",
+      ),
+      createdAt: db.prepare<[number], number>('SELECT created_at FROM outbox WHERE id = ?').pluck(),
+      clients: db.prepare<[], ClientsRow>(
+        "SELECT leg, COUNT(DISTINCT client_id) AS clients FROM outbox WHERE state = 'pending' GROUP BY leg",
       ),
       prune: db.prepare('DELETE FROM dedupe WHERE expires_at <= ?'),
     };
 
     this.flushTx = db.transaction((jobs: readonly Job[]) => {
-      this.fences = undefined;
-      const values = jobs.map((j) => j.run());
-      this.saveFences();
-      return values;
+      // Inside the write lock: what other connections committed is in the index before any job runs.
+      this.syncIndex();
+      this.index?.begin();
+      return jobs.map((j) => j.run());
     });
   }
 
@@ -297,8 +288,6 @@ export class SqliteStore implements Store {
       if (!readonly) probeWrite(db, path);
       const store = new SqliteStore(db, path, opts.clock);
       store.lock = lock;
-      // Only one exclusive holder at a time: leases in the file are a dead process's.
-      if (lock) store.s.voidLeases.run();
       const interval = opts.checkpointIntervalMs ?? 1_000;
       if (!memory && !readonly && interval > 0) {
         db.pragma('wal_autocheckpoint = 0');
@@ -354,17 +343,12 @@ export class SqliteStore implements Store {
     now: number,
     claim?: LeaseRequest,
   ): Promise<EnqueuedItem | undefined> {
+    if (claim) this.openIndex();
     return this.grouped((): EnqueuedItem | undefined => {
       // One statement checks and claims the key: no change means a live duplicate.
       if (this.s.claimKey.run(item.leg, item.key, now + dedupeTtlMs, now).changes === 0) return undefined;
-      const { lastInsertRowid } = this.s.insertItem.run(
-        item.leg,
-        item.clientId,
-        item.key,
-        JSON.stringify(item.payload),
-        now,
-        now,
-      );
+      const json = JSON.stringify(item.payload);
+      const { lastInsertRowid } = this.s.insertItem.run(item.leg, item.clientId, item.key, json, now, now);
       const id = Number(lastInsertRowid);
       // Built here rather than read back: the row holds exactly these values. The payload is the
       // caller's object (the stored copy is the JSON text, which no caller can reach).
@@ -379,58 +363,52 @@ export class SqliteStore implements Store {
         nextAttemptAt: now,
         state: 'pending',
       };
-      // Changed a row only when the client had no head: then this item is it, and due.
-      const isHead = this.s.addHead.run(item.leg, item.clientId, id, now).changes > 0;
-      if (claim && isHead) {
-        const fence = this.nextFence();
-        const at = this.clock();
-        if (this.s.grant.run(claim.owner, fence, at + claim.leaseMs, item.leg, item.clientId, at).changes)
-          stored.fence = fence;
+      const index = this.index;
+      if (index) {
+        // A copy: the caller may change what enqueue returned (the payload is the caller's, as before).
+        this.remember({ ...stored }, json.length);
+        const { fence } = index.add(item.leg, item.clientId, id, now, claim);
+        if (fence !== undefined) stored.fence = fence;
       }
       return stored;
     });
   }
 
+  /**
+   * From the in-memory index, in the group commit: after the writes queued before it (a completion
+   * that released a client), and its row reads inside the transaction, where they cost no read lock.
+   */
   claim(leg: Leg, owner: string, max: number, leaseMs: number): Promise<Claim[]> {
     if (max <= 0) return Promise.resolve([]);
-    return this.grouped(() => {
-      const at = this.clock();
-      return this.s.claimable.all(leg, at, max).map((row) => {
-        const fence = this.nextFence();
-        this.s.grant.run(owner, fence, at + leaseMs, leg, row.client_id, at);
-        return { item: toItem(row), fence };
-      });
-    });
+    this.openIndex();
+    return this.grouped(
+      () =>
+        this.index!.claim(leg, owner, max, leaseMs).map(({ fence, headId }) => ({
+          item: this.item(headId),
+          fence,
+        })),
+      true,
+    );
   }
 
   async renew(leg: Leg, clientId: string, fence: number, leaseMs: number): Promise<void> {
-    const changed = await this.grouped(
-      () => this.s.renew.run(this.clock() + leaseMs, leg, clientId, fence).changes,
-    );
-    if (!changed) throw new LeaseLostError(fence, 'renew');
+    if (!this.openIndex().renew(leg, clientId, fence, leaseMs)) throw new LeaseLostError(fence, 'renew');
   }
 
   async nextDue(leg: Leg): Promise<number | undefined> {
-    return this.s.nextDue.get(leg) ?? undefined;
+    return this.ensureIndex().nextDue(leg);
   }
 
   async complete(id: number, fence: number, handOn?: { leaseMs: number }): Promise<Claim | undefined> {
+    this.openIndex();
     const r = await this.grouped(() => {
-      const lease = this.leased(id, fence);
-      if (!lease) return LOST;
+      const index = this.index!;
+      if (!index.covers(fence, id)) return LOST;
       this.s.delete.run(id);
-      const head = this.s.head.get(lease.leg, lease.client_id);
-      if (!head) {
-        this.s.dropQueue.run(lease.leg, lease.client_id);
-        return undefined;
-      }
-      const at = this.clock();
-      if (handOn && head.next_attempt_at <= at) {
-        this.s.handOn.run(head.id, head.next_attempt_at, at + handOn.leaseMs, lease.leg, lease.client_id);
-        return { item: toItem(head), fence };
-      }
-      this.s.releaseTo.run(head.id, head.next_attempt_at, lease.leg, lease.client_id);
-      return undefined;
+      this.forget(id);
+      index.remove(id);
+      const next = index.handOn(fence, handOn?.leaseMs);
+      return next === undefined ? undefined : { item: this.item(next), fence };
     });
     if (r === LOST) throw new LeaseLostError(fence, 'complete');
     return r;
@@ -443,28 +421,31 @@ export class SqliteStore implements Store {
     nextAttemptAt: number,
     lastError: string,
   ): Promise<void> {
-    await this.fenced(fence, 'reschedule', () => {
-      const lease = this.leased(id, fence);
-      if (!lease) return LOST;
+    await this.fenced(id, fence, 'reschedule', (index) => {
       this.s.reschedule.run(attempts, nextAttemptAt, lastError, id);
-      this.release(lease);
+      const cached = this.recent.get(id)?.item;
+      if (cached) Object.assign(cached, { attempts, nextAttemptAt, lastError });
+      const where = index.clientOf(id);
+      if (where) index.setDue(where.leg, where.clientId, id, nextAttemptAt);
+      index.release(fence);
     });
   }
 
   async bury(id: number, fence: number, attempts: number, reason: string): Promise<void> {
-    await this.fenced(fence, 'bury', () => {
-      const lease = this.leased(id, fence);
-      if (!lease) return LOST;
+    await this.fenced(id, fence, 'bury', (index) => {
       this.s.bury.run(attempts, reason, id);
-      this.release(lease);
+      this.forget(id);
+      index.remove(id);
+      index.release(fence);
     });
   }
 
   async saveProgress(id: number, fence: number, progress: JsonObject): Promise<void> {
     const json = JSON.stringify(progress);
-    await this.fenced(fence, 'saveProgress', () => {
-      if (!this.leased(id, fence)) return LOST;
+    await this.fenced(id, fence, 'saveProgress', () => {
       this.s.saveProgress.run(json, id);
+      const cached = this.recent.get(id)?.item;
+      if (cached) cached.progress = JSON.parse(json) as JsonObject;
     });
   }
 
@@ -475,52 +456,76 @@ export class SqliteStore implements Store {
    * promise still settles only after its commit, so "resolved" keeps meaning
    * "on disk".
    */
-  private grouped<T>(run: () => T): Promise<T> {
+  private grouped<T>(run: () => T, readonly = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.batch.length === 0) setImmediate(() => this.flush());
-      this.batch.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.batch.push({ run, resolve: resolve as (v: unknown) => void, reject, readonly });
     });
   }
 
-  /** A fenced write in the group commit; LeaseLostError when `run` found the lease gone. */
-  private async fenced(fence: number, what: string, run: () => typeof LOST | undefined): Promise<void> {
-    if ((await this.grouped(run)) === LOST) throw new LeaseLostError(fence, what);
+  /** A write of item `id` under `fence`, in the group commit; LeaseLostError when the lease does not cover it. */
+  private async fenced(
+    id: number,
+    fence: number,
+    what: string,
+    run: (index: LocalLeases) => void,
+  ): Promise<void> {
+    this.openIndex();
+    const r = await this.grouped(() => {
+      const index = this.index!;
+      if (!index.covers(fence, id)) return LOST;
+      run(index);
+      return undefined;
+    });
+    if (r === LOST) throw new LeaseLostError(fence, what);
   }
 
-  /** The (leg, client) of the lease `fence` holds, when it covers item `id` (or `id` is gone). */
-  private leased(id: number, fence: number): LeaseRow | undefined {
-    const lease = this.s.leaseOf.get(fence);
-    if (!lease) return undefined;
-    const item = this.s.itemOwner.get(id);
-    if (item && (item.leg !== lease.leg || item.client_id !== lease.client_id)) return undefined;
-    return lease;
+  /** The outbox index, made on first use; each group commit brings it up to date first (syncIndex). */
+  private openIndex(): LocalLeases {
+    this.index ??= new LocalLeases(this.clock, (size) => this.s.reserveFences.get(0, size)! - size + 1);
+    return this.index;
   }
 
-  /** Ends the client's lease; its row goes with its last pending item. */
-  private release(lease: LeaseRow): void {
-    const head = this.s.head.get(lease.leg, lease.client_id);
-    if (head) this.s.releaseTo.run(head.id, head.next_attempt_at, lease.leg, lease.client_id);
-    else this.s.dropQueue.run(lease.leg, lease.client_id);
+  /** The outbox index, up to date with what other connections committed (for reads outside a group commit). */
+  private ensureIndex(): LocalLeases {
+    const index = this.openIndex();
+    this.syncIndex();
+    return index;
   }
 
-  /** Head recomputed after an operator's change; the lease stays as it is. */
-  private refreshHead(leg: Leg, clientId: string): void {
-    const head = this.s.head.get(leg, clientId);
-    if (head) this.s.setHead.run(leg, clientId, head.id, head.next_attempt_at);
-    // No pending item left: the row goes, unless a lease holds it (then it waits headless for the release).
-    else if (this.s.dropQueueIfFree.run(leg, clientId).changes === 0) this.s.clearHead.run(leg, clientId);
+  /** Re-reads the pending rows into the index when another connection committed since (leases stay). */
+  private syncIndex(): void {
+    if (!this.index) return;
+    const version = this.s.dataVersion.get()!;
+    if (version === this.indexedVersion) return;
+    this.indexedVersion = version;
+    this.clearRecent();
+    this.index.load(this.s.pendingRefs.all().map(pendingRef));
   }
 
-  /** At the end of a group-commit transaction: the last fence it handed out. */
-  private saveFences(): void {
-    if (this.fences?.dirty) this.s.fenceSet.run(this.fences.last);
+  /** A pending item, from the cache of what this connection enqueued or from its row. */
+  private item(id: number): OutboxItem {
+    const cached = this.recent.get(id)?.item;
+    return cached ? { ...cached } : toItem(this.s.get.get(id)!);
   }
 
-  /** The next fence, inside a group-commit transaction; fence_seq is written once, at its end. */
-  private nextFence(): number {
-    this.fences ??= { last: this.s.fenceGet.get()!, dirty: false };
-    this.fences.dirty = true;
-    return ++this.fences.last;
+  /** Cached while there is room: the oldest pending items are the ones claimed next. */
+  private remember(item: OutboxItem, bytes: number): void {
+    if (this.recentBytes + bytes > ITEM_CACHE_BYTES) return;
+    this.recent.set(item.id, { item, bytes });
+    this.recentBytes += bytes;
+  }
+
+  private forget(id: number): void {
+    const e = this.recent.get(id);
+    if (!e) return;
+    this.recent.delete(id);
+    this.recentBytes -= e.bytes;
+  }
+
+  private clearRecent(): void {
+    this.recent.clear();
+    this.recentBytes = 0;
   }
 
   private flush(): void {
@@ -528,6 +533,18 @@ export class SqliteStore implements Store {
     this.batch = [];
     if (!this.db.open) {
       for (const j of jobs) j.reject(new Error(`store ${this.description} is closed`));
+      return;
+    }
+    // Claims only: in-memory leases and row reads, no transaction (fences are reserved on their own).
+    if (jobs.every((j) => j.readonly)) {
+      this.syncIndex();
+      for (const j of jobs) {
+        try {
+          j.resolve(j.run());
+        } catch (e) {
+          j.reject(e);
+        }
+      }
       return;
     }
     let values: unknown[];
@@ -562,7 +579,16 @@ export class SqliteStore implements Store {
    */
   private commit(jobs: readonly Job[]): unknown[] {
     const before = this.s.totalChanges.get()!;
-    const values = this.flushTx.immediate(jobs);
+    let values: unknown[];
+    try {
+      values = this.flushTx.immediate(jobs);
+    } catch (err) {
+      // Rolled back: so are the leases and queue changes its jobs made (and the cache forgets).
+      this.index?.rollback();
+      this.clearRecent();
+      throw err;
+    }
+    this.index?.commit();
     this.wrote(this.s.totalChanges.get()! - before);
     return values;
   }
@@ -594,41 +620,63 @@ export class SqliteStore implements Store {
 
   revive(ids: number[] | 'all-dead', now: number): Promise<number> {
     return this.grouped(() => {
+      const revived: PendingRow[] = [];
       if (ids === 'all-dead') {
-        const clients = this.s.deadClients.all();
-        const n = this.s.reviveDead.run(now).changes;
-        for (const c of clients) this.refreshHead(c.leg, c.client_id);
-        return n;
+        revived.push(...this.s.deadRefs.all());
+        this.s.reviveDead.run(now);
+      } else {
+        for (const id of new Set(ids)) {
+          if (!this.s.reviveId.run(now, id).changes) continue;
+          const where = this.s.itemOwner.get(id)!;
+          revived.push({ id, leg: where.leg, client_id: where.client_id, next_attempt_at: now });
+        }
       }
-      let n = 0;
-      for (const id of new Set(ids)) {
-        if (!this.s.reviveId.run(now, id).changes) continue;
-        n++;
-        const item = this.s.itemOwner.get(id)!;
-        this.refreshHead(item.leg, item.client_id);
+      for (const r of revived) {
+        this.forget(r.id);
+        this.index?.setDue(r.leg, r.client_id, r.id, now);
       }
-      return n;
+      return revived.length;
     });
   }
 
   drop(id: number): Promise<boolean> {
     return this.grouped(() => {
-      const item = this.s.itemOwner.get(id);
-      if (!item) return false;
-      this.s.delete.run(id);
-      this.refreshHead(item.leg, item.client_id);
+      if (!this.s.delete.run(id).changes) return false;
+      this.forget(id);
+      this.index?.remove(id);
       return true;
     });
   }
 
+  /**
+   * With the outbox index (the process that runs the outbox), pending counts come from it and only
+   * dead letters are counted in SQL; an operator's connection counts everything in SQL.
+   */
   async stats(): Promise<OutboxStats[]> {
+    if (this.index) {
+      this.syncIndex();
+      const index = this.index;
+      const dead = new Map(this.s.deadCounts.all().map((r) => [r.leg, r.n]));
+      return LEGS.map((leg) => {
+        const { clients, pending, oldestId } = index.counts(leg);
+        const stats: OutboxStats = { leg, pending, dead: dead.get(leg) ?? 0, clients };
+        const oldest = oldestId === undefined ? undefined : this.s.createdAt.get(oldestId);
+        if (oldest !== undefined) stats.oldestPendingAt = oldest;
+        return stats;
+      });
+    }
     const counts = this.s.stats.all();
-    const heads = new Map(this.s.heads.all().map((r) => [r.leg, r]));
+    const clients = new Map(this.s.clients.all().map((r) => [r.leg, r.clients]));
     return LEGS.map((leg) => {
       const n = (state: string) => counts.find((c) => c.leg === leg && c.state === state)?.n ?? 0;
-      const h = heads.get(leg);
-      const stats: OutboxStats = { leg, pending: n('pending'), dead: n('dead'), clients: h?.clients ?? 0 };
-      if (h?.oldest != null) stats.oldestPendingAt = h.oldest;
+      const stats: OutboxStats = {
+        leg,
+        pending: n('pending'),
+        dead: n('dead'),
+        clients: clients.get(leg) ?? 0,
+      };
+      const oldest = stats.pending ? this.s.oldestPending.get(leg) : undefined;
+      if (oldest !== undefined) stats.oldestPendingAt = oldest;
       return stats;
     });
   }
@@ -803,6 +851,10 @@ function toClient(r: ClientRow): ClientRecord {
   if (r.profile !== null) c.profile = JSON.parse(r.profile) as JsonObject;
   if (r.close_reason !== null) c.closeReason = r.close_reason;
   return c;
+}
+
+function pendingRef(r: PendingRow): PendingRef {
+  return { id: r.id, leg: r.leg, clientId: r.client_id, due: r.next_attempt_at };
 }
 
 function toItem(r: OutboxRow): OutboxItem {

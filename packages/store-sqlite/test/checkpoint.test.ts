@@ -124,21 +124,17 @@ describe('SqliteStore beside an operator connection', () => {
   });
 });
 
-describe('SqliteStore leases and the exclusive open', () => {
-  it('an exclusive open takes over the leases a killed holder left, at once', async () => {
+describe('SqliteStore leases', () => {
+  it('live in the process: a store opened after a holder was killed claims its clients at once', async () => {
     const path = dir.path('takeover.db');
     const dead = SqliteStore.open(path, { checkpointIntervalMs: 0 });
     const a = await dead.enqueue(item(1), 60_000, Date.now(), { owner: 'dead', leaseMs: 3_600_000 });
     expect(a?.fence).toBeTypeOf('number');
-    // Never closed: as if killed. A plain open (an operator) leaves the lease alone.
-    const operator = SqliteStore.open(path, { checkpointIntervalMs: 0 });
-    expect(await operator.claim('inbound', 'op', 10, 30_000)).toEqual([]);
-    await operator.close();
+    // Never closed: as if killed.
     const next = SqliteStore.open(path, { checkpointIntervalMs: 0, exclusive: true });
     const [c] = await next.claim('inbound', 'w', 10, 30_000);
     expect(c?.item.id).toBe(a!.id);
     expect(c!.fence).toBeGreaterThan(a!.fence!);
-    await expect(dead.complete(a!.id, a!.fence!)).rejects.toThrow(/lease lost/);
     await next.close();
     await dead.close();
   });
@@ -154,5 +150,24 @@ describe('SqliteStore leases and the exclusive open', () => {
       await store.complete(i!.id, i!.fence!);
       await store.close();
     }
+  });
+
+  it('rolls the leases back with a failed write: the rerun write takes the lease, none is lost', async () => {
+    const store = SqliteStore.open(dir.path('rollback.db'), { checkpointIntervalMs: 0 });
+    const now = Date.now();
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const lease = { owner: 'w', leaseMs: 30_000 };
+    const [a, bad] = await Promise.allSettled([
+      store.enqueue(item(1), 60_000, now, lease),
+      store.enqueue({ ...item(2), clientId: 'other', payload: circular as never }, 60_000, now, lease),
+    ]);
+    expect(bad.status).toBe('rejected');
+    const got = (a as PromiseFulfilledResult<Awaited<ReturnType<SqliteStore['enqueue']>>>).value!;
+    expect(got.fence).toBeTypeOf('number');
+    expect(await store.claim('inbound', 'x', 10, 30_000)).toEqual([]);
+    expect(await store.complete(got.id, got.fence!)).toBeUndefined();
+    expect(await store.nextDue('inbound')).toBeUndefined();
+    await store.close();
   });
 });

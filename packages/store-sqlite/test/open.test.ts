@@ -55,7 +55,7 @@ describe('opening and migrating', () => {
     expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
     expect(pragma(file, 'user_version')).toBe(SCHEMA_VERSION);
     expect(pragma(file, 'journal_mode')).toBe('wal');
-    expect(tables(file)).toEqual(['clients', 'dedupe', 'fence_seq', 'outbox', 'queues']);
+    expect(tables(file)).toEqual(['clients', 'dedupe', 'fence_seq', 'outbox']);
   });
 
   it('migrates an existing empty file', async () => {
@@ -146,7 +146,7 @@ describe('opening and migrating', () => {
     expect(tables(file)).toEqual(['outbox']);
   });
 
-  it('migrates a version 1 store with items in it: queues built, claims go in order', async () => {
+  it('migrates a version 1 store with items in it: claims go in order', async () => {
     const file = dir.path('v1.db');
     const raw = new Database(file);
     raw.exec(MIGRATIONS[0]!);
