@@ -16,7 +16,7 @@ import {
 } from './connector.js';
 import { type Composition, createContainer, TOKENS } from './container.js';
 import { type HttpServer, sendJson, sendText } from './http/router.js';
-import { jobLeasesOf, SingletonJobs } from './jobs.js';
+import { SingletonJobs } from './jobs.js';
 import { createCallbackRoute } from './kit/callback-route.js';
 import type { KitClient } from './kit/client.js';
 import { CALLBACK_BODY_LIMIT_BYTES } from './kit/decisions.js';
@@ -76,7 +76,7 @@ export class Bridge {
     this.logger = options.logger ?? silentLogger;
     this.store = options.store ?? new MemoryStore();
     this.jobs = new SingletonJobs({
-      store: jobLeasesOf(this.store),
+      store: this.store,
       owner: `${hostname()}:${process.pid}`,
       logger: this.logger.child({ part: 'jobs' }),
     });
@@ -187,21 +187,13 @@ export class Bridge {
     };
   }
 
-  /** ctx.checkpoints: the store's, per connector; kept in memory (with a warning) by a store without them. */
+  /** ctx.checkpoints: the store's, one key space per connector. */
   private checkpoints(prefix: string): Checkpoints {
     const store = this.store;
-    if (store.getCheckpoint && store.setCheckpoint) {
-      return {
-        get: (k) => store.getCheckpoint!(`${prefix}:${k}`),
-        set: (k, v) => store.setCheckpoint!(`${prefix}:${k}`, v),
-      };
-    }
-    this.logger.warn(
-      { store: store.description },
-      'the store keeps no checkpoints: they last until the process ends',
-    );
-    const mem = new Map<string, string>();
-    return { get: async (k) => mem.get(k), set: async (k, v) => void mem.set(k, v) };
+    return {
+      get: (k) => store.getCheckpoint(`${prefix}:${k}`),
+      set: (k, v) => store.setCheckpoint(`${prefix}:${k}`, v),
+    };
   }
 
   private addCoreRoutes(): void {

@@ -8,22 +8,10 @@
  */
 import type { Logger } from './logger.js';
 import { backoffDelay, sleep } from './retry.js';
-import { LocalJobLeases } from './store/local-jobs.js';
 import type { Store } from './store/store.js';
 
 /** The three job-lease calls of a Store. */
-type JobLeases = Required<Pick<Store, 'acquireJob' | 'renewJob' | 'releaseJob'>>;
-
-/** The store's job leases; a store without them serves one process, so leases in memory are right. */
-export function jobLeasesOf(store: Store): JobLeases {
-  if (store.acquireJob && store.renewJob && store.releaseJob) return store as JobLeases;
-  const local = new LocalJobLeases();
-  return {
-    acquireJob: async (n, o, ms) => local.acquire(n, o, ms),
-    renewJob: async (n, f, ms) => local.renew(n, f, ms),
-    releaseJob: async (n, f) => local.release(n, f),
-  };
-}
+type JobLeases = Pick<Store, 'acquireJob' | 'renewJob' | 'releaseJob'>;
 
 export interface SingletonJobsOptions {
   store: JobLeases;

@@ -242,17 +242,10 @@ describe('Discord <-> Kit through a running bridge', () => {
     expect(textsOf(kit.events, `dc:${BOB}`)).toEqual(Array.from({ length: 7 }, (_, i) => `bob ${i + 1}`));
   });
 
-  it('the connector stopped while customers write: after the restart every message reaches Kit exactly once', async (ctx) => {
+  it('the connector stopped while customers write: after the restart every message reaches Kit exactly once', async () => {
     const file = join(tmp, 'stop-restart.db');
     const c = connector();
     await start(c, SqliteStore.open(file));
-    // A core that hands out checkpoints from a store without them keeps them per bridge, in memory:
-    // the next bridge knows no cursor. Runs once the store keeps them (or with a core that gives none,
-    // where the connector's own cursors carry over).
-    if (logs.join('').includes('the store keeps no checkpoints')) {
-      ctx.skip();
-      return;
-    }
     discord.dm(ALICE, 'before 1');
     discord.dm(BOB, 'before 1');
     await kit.waitForEvents(2);
@@ -277,8 +270,6 @@ describe('Discord <-> Kit through a running bridge', () => {
 // ---------------------------------------------------------------- kill -9
 
 const bin = new URL('../../packages/cli/bin/kitbridge.js', import.meta.url).pathname;
-/** What the connector (no ctx.checkpoints) or core (a store without checkpoints) logs when cursors are not durable. */
-const NO_DURABLE_CHECKPOINTS = ['core gave no durable checkpoints', 'the store keeps no checkpoints'];
 
 function run(db: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   let out = '';
@@ -365,7 +356,7 @@ describe('kitbridge run discord, killed with SIGKILL', () => {
     for (const secret of [discord.token, creds.apiToken, creds.salt]) expect(logs).not.toContain(secret);
   });
 
-  it('messages written while no process ran reach Kit once after the restart (needs durable checkpoints from core)', async (ctx) => {
+  it('messages written while no process ran reach Kit once after the restart (the checkpoints in the SQLite file)', async () => {
     const db = join(tmp, 'kill-down.db');
     const first = run(db);
     try {
@@ -380,12 +371,6 @@ describe('kitbridge run discord, killed with SIGKILL', () => {
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       await kill9(first);
-    }
-    if (NO_DURABLE_CHECKPOINTS.some((line) => first.output().includes(line))) {
-      // This core hands the connector no ctx.checkpoints: what arrives while no process runs is
-      // only in Discord's history and nothing says where to look. Runs once core provides them.
-      ctx.skip();
-      return;
     }
     for (let i = 2; i <= 6; i++) {
       discord.dm(ALICE, `alice ${i}`);

@@ -1,5 +1,6 @@
 import type { JsonObject } from '../connector.js';
 import { LocalLeases } from './leases.js';
+import { LocalJobLeases } from './local-jobs.js';
 import {
   type Claim,
   type ClientPatch,
@@ -28,10 +29,13 @@ export class MemoryStore implements Store {
   private readonly leases: LocalLeases;
   /** Dead letters per leg. */
   private readonly dead: Record<Leg, number> = { inbound: 0, outbound: 0 };
+  private readonly jobs: LocalJobLeases;
+  private readonly checkpoints = new Map<string, string>();
   private nextId = 1;
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.leases = new LocalLeases(opts.clock ?? Date.now);
+    this.jobs = new LocalJobLeases(opts.clock ?? Date.now);
   }
 
   async getClient(clientId: string) {
@@ -181,6 +185,26 @@ export class MemoryStore implements Store {
       }
     }
     return n;
+  }
+
+  async getCheckpoint(key: string) {
+    return this.checkpoints.get(key);
+  }
+
+  async setCheckpoint(key: string, value: string) {
+    this.checkpoints.set(key, value);
+  }
+
+  async acquireJob(name: string, owner: string, leaseMs: number) {
+    return this.jobs.acquire(name, owner, leaseMs);
+  }
+
+  async renewJob(name: string, fence: number, leaseMs: number) {
+    this.jobs.renew(name, fence, leaseMs);
+  }
+
+  async releaseJob(name: string, fence: number) {
+    this.jobs.release(name, fence);
   }
 
   async close() {}

@@ -211,19 +211,19 @@ export interface Store {
 
   // -- connectors' cursors and singleton jobs --------------------------------
   /** A connector's durable cursor (ctx.checkpoints); undefined when never set. */
-  getCheckpoint?(key: string): Promise<string | undefined>;
+  getCheckpoint(key: string): Promise<string | undefined>;
   /** Stores a cursor; durable when it resolves. */
-  setCheckpoint?(key: string, value: string): Promise<void>;
+  setCheckpoint(key: string, value: string): Promise<void>;
   /**
    * Takes the named job lease when it is free or expired (store clock), for
    * `leaseMs`, with a fresh fence; undefined while another holder's lease is
    * live. A store for one process may grant it at once every time.
    */
-  acquireJob?(name: string, owner: string, leaseMs: number): Promise<number | undefined>;
+  acquireJob(name: string, owner: string, leaseMs: number): Promise<number | undefined>;
   /** Extends a held job lease; rejects with {@link LeaseLostError} when it is no longer held with `fence`. */
-  renewJob?(name: string, fence: number, leaseMs: number): Promise<void>;
+  renewJob(name: string, fence: number, leaseMs: number): Promise<void>;
   /** Gives a held job lease up (no-op when it is not held with `fence`). */
-  releaseJob?(name: string, fence: number): Promise<void>;
+  releaseJob(name: string, fence: number): Promise<void>;
 
   // -- housekeeping -----------------------------------------------------------
   /** Removes expired dedupe keys; returns how many. */

@@ -50,6 +50,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE fence_seq (n INTEGER NOT NULL);
   INSERT INTO fence_seq (n) VALUES (0);
   `,
+  // 3: connectors' durable cursors (ctx.checkpoints: a Discord channel's last message seen).
+  `
+  CREATE TABLE checkpoints (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The user_version this build writes and understands. */

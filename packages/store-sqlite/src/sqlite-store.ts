@@ -10,6 +10,7 @@ import {
   LeaseLostError,
   type LeaseRequest,
   type Leg,
+  LocalJobLeases,
   LocalLeases,
   type NewOutboxItem,
   type OutboxItem,
@@ -160,6 +161,8 @@ export class SqliteStore implements Store {
   private readonly recent = new Map<number, { item: OutboxItem; bytes: number }>();
   private recentBytes = 0;
   private readonly clock: () => number;
+  /** Job leases: in memory, as one process holds the store (exclusive open for `kitbridge run`). */
+  private readonly jobs: LocalJobLeases;
 
   private constructor(
     private readonly db: Database.Database,
@@ -239,7 +242,12 @@ export class SqliteStore implements Store {
         "SELECT leg, COUNT(DISTINCT client_id) AS clients FROM outbox WHERE state = 'pending' GROUP BY leg",
       ),
       prune: db.prepare('DELETE FROM dedupe WHERE expires_at <= ?'),
+      getCheckpoint: db.prepare<[string], string>('SELECT value FROM checkpoints WHERE key = ?').pluck(),
+      setCheckpoint: db.prepare<[string, string]>(
+        'INSERT INTO checkpoints (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
     };
+    this.jobs = new LocalJobLeases(clock);
 
     this.flushTx = db.transaction((jobs: readonly Job[]) => {
       // Inside the write lock: what other connections committed is in the index before any job runs.
@@ -683,6 +691,29 @@ export class SqliteStore implements Store {
 
   async prune(now: number): Promise<number> {
     return this.wrote(this.s.prune.run(now).changes);
+  }
+
+  async getCheckpoint(key: string): Promise<string | undefined> {
+    return this.s.getCheckpoint.get(key);
+  }
+
+  /** In the group commit: durable when it resolves. */
+  async setCheckpoint(key: string, value: string): Promise<void> {
+    await this.grouped(() => {
+      this.s.setCheckpoint.run(key, value);
+    });
+  }
+
+  async acquireJob(name: string, owner: string, leaseMs: number): Promise<number | undefined> {
+    return this.jobs.acquire(name, owner, leaseMs);
+  }
+
+  async renewJob(name: string, fence: number, leaseMs: number): Promise<void> {
+    this.jobs.renew(name, fence, leaseMs);
+  }
+
+  async releaseJob(name: string, fence: number): Promise<void> {
+    this.jobs.release(name, fence);
   }
 
   /** Whether the checkpoint worker runs now: from the first write until the WAL has been idle a while. */

@@ -55,7 +55,7 @@ describe('opening and migrating', () => {
     expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
     expect(pragma(file, 'user_version')).toBe(SCHEMA_VERSION);
     expect(pragma(file, 'journal_mode')).toBe('wal');
-    expect(tables(file)).toEqual(['clients', 'dedupe', 'fence_seq', 'outbox']);
+    expect(tables(file)).toEqual(['checkpoints', 'clients', 'dedupe', 'fence_seq', 'outbox']);
   });
 
   it('migrates an existing empty file', async () => {

@@ -820,5 +820,55 @@ export function describeStoreConformance(
         expect((await store.getClient('tg:43'))?.profile).toEqual({ name: 'Bob' });
       });
     });
+
+    describe('checkpoints', () => {
+      it('reads undefined for a key never set, then the last value set, per key', async () => {
+        expect(await store.getCheckpoint!('discord:dm:1')).toBeUndefined();
+        await store.setCheckpoint!('discord:dm:1', '1100');
+        await store.setCheckpoint!('discord:dm:2', '2200');
+        await store.setCheckpoint!('discord:dm:1', '1101');
+        expect(await store.getCheckpoint!('discord:dm:1')).toBe('1101');
+        expect(await store.getCheckpoint!('discord:dm:2')).toBe('2200');
+      });
+
+      it('keeps any string, unicode and long ones', async () => {
+        const value = `ü🙂${'x'.repeat(5_000)}`;
+        await store.setCheckpoint!('k', value);
+        expect(await store.getCheckpoint!('k')).toBe(value);
+      });
+    });
+
+    describe('job leases', () => {
+      it('grants a free job with a fence and refuses it to anyone while the lease lives', async () => {
+        const fence = await store.acquireJob!('telegram:polling', 'a', LEASE);
+        expect(fence).toBeTypeOf('number');
+        expect(await store.acquireJob!('telegram:polling', 'b', LEASE)).toBeUndefined();
+        expect(await store.acquireJob!('telegram:polling', 'a', LEASE)).toBeUndefined();
+        // Another job is independent.
+        expect(await store.acquireJob!('discord:gateway', 'b', LEASE)).toBeTypeOf('number');
+      });
+
+      it('hands an expired lease over with a larger fence; the old holder can no longer renew', async () => {
+        const first = (await store.acquireJob!('j', 'a', LEASE))!;
+        now = T0 + LEASE + 1;
+        const second = await store.acquireJob!('j', 'b', LEASE);
+        expect(second).toBeGreaterThan(first);
+        await expect(store.renewJob!('j', first, LEASE)).rejects.toBeInstanceOf(LeaseLostError);
+        await store.renewJob!('j', second!, LEASE);
+      });
+
+      it('renew extends the lease from the store clock; release frees it at once', async () => {
+        const fence = (await store.acquireJob!('j', 'a', LEASE))!;
+        now = T0 + LEASE - 1;
+        await store.renewJob!('j', fence, LEASE);
+        now = T0 + LEASE + 1;
+        expect(await store.acquireJob!('j', 'b', LEASE)).toBeUndefined();
+        await store.releaseJob!('j', fence);
+        expect(await store.acquireJob!('j', 'b', LEASE)).toBeTypeOf('number');
+        // Releasing with a stale fence changes nothing.
+        await store.releaseJob!('j', fence);
+        expect(await store.acquireJob!('j', 'c', LEASE)).toBeUndefined();
+      });
+    });
   });
 }
