@@ -345,6 +345,7 @@ export interface ChannelConnector {
     target: DeliveryTarget,
     message: AgentMessage,
     work?: DeliveryWork,
+    // biome-ignore lint/suspicious/noConfusingVoidType: a connector with no ids to report returns nothing
   ): Promise<DeliveryReceipt | void>;
   /** Kit closed the conversation: tell the customer if configured, else a no-op. Same rules as `deliver`. */
   closeConversation(
@@ -352,6 +353,7 @@ export interface ChannelConnector {
     reason: CloseReason,
     closingText?: string,
     work?: DeliveryWork,
+    // biome-ignore lint/suspicious/noConfusingVoidType: a connector with no ids to report returns nothing
   ): Promise<DeliveryReceipt | void>;
   /**
    * Opens a platform file for the media proxy. Called when Kit fetches the URL,

@@ -11,7 +11,7 @@ import type { DeliveryReceipt, DeliveryWork, JsonObject } from '../connector.js'
  * One platform send. Resolves with the platform's id of what it sent, when it has
  * one. Hand `signal` to the platform call: it aborts at the attempt's deadline.
  */
-export type SendStep = (signal: AbortSignal) => Promise<string | number | undefined | void | unknown>;
+export type SendStep = (signal: AbortSignal) => Promise<unknown>;
 
 /** The shape kept in the store: how many steps are done and the ids they returned. */
 interface StepProgress extends JsonObject {
