@@ -17,7 +17,7 @@ export interface SingletonJobsOptions {
   store: JobLeases;
   /** This process, for the lease's diagnostics (host:pid). */
   owner: string;
-  /** KITBRIDGE_LEASE: how long a dead holder keeps a job. Default 15 s. */
+  /** How long a dead holder keeps a job before another process takes it over. Default 15 s. */
   leaseMs?: number;
   logger: Logger;
 }
