@@ -25,6 +25,12 @@ export class TtlCache<K, V> {
     return hit && this.now() - hit.at < this.opts.ttlMs ? hit.value : undefined;
   }
 
+  /** Whether a fresh value (undefined included) is cached for `key`. */
+  has(key: K): boolean {
+    const hit = this.entries.get(key);
+    return hit !== undefined && this.now() - hit.at < this.opts.ttlMs;
+  }
+
   /**
    * The cached value, or `load`'s (stored, also when it is undefined). Callers
    * asking for one key at once share a load. A rejected load is not stored.

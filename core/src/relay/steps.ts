@@ -19,8 +19,6 @@ interface StepProgress extends JsonObject {
   ids: string[];
 }
 
-const never = new AbortController().signal;
-
 /**
  * Runs `steps` in order, skipping those an earlier attempt recorded. Progress is
  * saved after every step but the last (the outbox's completion records that one),
@@ -34,7 +32,8 @@ export async function sendSteps(steps: readonly SendStep[], work?: DeliveryWork)
   const done = readProgress(work?.progress.done);
   let sent = Math.min(done.sent, steps.length);
   const ids = [...done.ids];
-  const signal = work?.signal ?? never;
+  // Without work (direct calls, tests): a signal of its own, never shared across deliveries.
+  const signal = work?.signal ?? new AbortController().signal;
   while (sent < steps.length) {
     signal.throwIfAborted();
     const result = await steps[sent]!(signal);
