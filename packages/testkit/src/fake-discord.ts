@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { multipartBoundary, parseMultipart } from './multipart.js';
+import { Watchers } from './watchers.js';
 
 // ---------------------------------------------------------------- constants
 
@@ -564,7 +565,7 @@ export class FakeDiscord {
   private readonly stalls = new Map<string, DiscordStallSpec[]>();
   private readonly sessions = new Map<string, Session>();
   private readonly conns = new Set<Conn>();
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new Watchers('FakeDiscord');
 
   constructor(opts: FakeDiscordOptions = {}) {
     const botId = opts.bot?.id ?? this.snowflake();
@@ -1015,26 +1016,11 @@ export class FakeDiscord {
   // ---------------------------------------------------------------- internals: waiting
 
   private waitUntil<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const done = check();
-      if (done !== undefined) return resolve(done);
-      const watcher = () => {
-        const hit = check();
-        if (hit === undefined) return;
-        clearTimeout(timer);
-        this.watchers.delete(watcher);
-        resolve(hit);
-      };
-      const timer = setTimeout(() => {
-        this.watchers.delete(watcher);
-        reject(new Error(`FakeDiscord: timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.watchers.add(watcher);
-    });
+    return this.watchers.until(check, timeoutMs, what);
   }
 
   private notify(): void {
-    for (const w of [...this.watchers]) w();
+    this.watchers.notify();
   }
 
   // ---------------------------------------------------------------- internals: model

@@ -29,6 +29,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { multipartBoundary, parseMultipart } from './multipart.js';
+import { Watchers } from './watchers.js';
 
 // ---------------------------------------------------------------- constants
 
@@ -693,7 +694,7 @@ export class FakeSlack {
   private readonly tickets = new Map<string, number>();
   private readonly conns = new Map<number, SocketConn>();
   private readonly envelopeById = new Map<string, EnvelopeState>();
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new Watchers('FakeSlack');
 
   constructor(opts: FakeSlackOptions = {}) {
     this.appId = opts.appId ?? slackId('A');
@@ -1344,26 +1345,11 @@ export class FakeSlack {
   // ---------------------------------------------------------------- internals: waiting
 
   private waitUntil<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const done = check();
-      if (done !== undefined) return resolve(done);
-      const watcher = () => {
-        const hit = check();
-        if (hit === undefined) return;
-        clearTimeout(timer);
-        this.watchers.delete(watcher);
-        resolve(hit);
-      };
-      const timer = setTimeout(() => {
-        this.watchers.delete(watcher);
-        reject(new Error(`FakeSlack: timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.watchers.add(watcher);
-    });
+    return this.watchers.until(check, timeoutMs, what);
   }
 
   private notify(): void {
-    for (const w of [...this.watchers]) w();
+    this.watchers.notify();
   }
 
   // ---------------------------------------------------------------- internals: model

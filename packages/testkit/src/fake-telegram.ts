@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { multipartBoundary, parseMultipart } from './multipart.js';
+import { Watchers } from './watchers.js';
 
 // ---------------------------------------------------------------- Bot API shapes (the subset used)
 
@@ -174,7 +175,7 @@ export class FakeTelegram {
   private readonly failures = new Map<string, FailureSpec[]>();
   private readonly stalls = new Map<string, number>();
   private poll?: { res: ServerResponse; wake: () => void };
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new Watchers('FakeTelegram');
 
   constructor(opts: FakeTelegramOptions = {}) {
     this.token = opts.token ?? fakeBotToken();
@@ -430,22 +431,7 @@ export class FakeTelegram {
   }
 
   private waitUntil<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const done = check();
-      if (done !== undefined) return resolve(done);
-      const watcher = () => {
-        const hit = check();
-        if (hit === undefined) return;
-        clearTimeout(timer);
-        this.watchers.delete(watcher);
-        resolve(hit);
-      };
-      const timer = setTimeout(() => {
-        this.watchers.delete(watcher);
-        reject(new Error(`FakeTelegram: timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.watchers.add(watcher);
-    });
+    return this.watchers.until(check, timeoutMs, what);
   }
 
   // ---------------------------------------------------------------- the server
@@ -643,7 +629,7 @@ export class FakeTelegram {
   }
 
   private notify(): void {
-    for (const w of [...this.watchers]) w();
+    this.watchers.notify();
   }
 }
 
