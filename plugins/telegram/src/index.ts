@@ -18,7 +18,7 @@ export {
   TELEGRAM_MEDIA_LIMITS,
   TEXT_LIMIT,
 } from './limits.js';
-export { type PacingOptions, pacing } from './pacing.js';
+export { DEFAULT_MAX_PER_SECOND, NO_PACING, type PacingOptions, pacing, pacingFor } from './pacing.js';
 export { telegramPlugin } from './plugin.js';
 export type { PollingOptions } from './polling.js';
 export { checkUpdate } from './update-schema.js';
