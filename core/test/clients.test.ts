@@ -3,6 +3,22 @@ import { ClientBook } from '../src/relay/clients.js';
 import { MemoryStore } from '../src/store/memory.js';
 
 describe('ClientBook', () => {
+  it('reads the store once for a client it has no record of, and sees the record once one is written', async () => {
+    const store = new MemoryStore();
+    let reads = 0;
+    const getClient = store.getClient.bind(store);
+    store.getClient = (id: string) => {
+      reads++;
+      return getClient(id);
+    };
+    const book = new ClientBook(store);
+    for (let i = 0; i < 5; i++) expect(await book.get('c:9')).toBeUndefined();
+    expect(reads).toBe(1);
+    await book.update({ clientId: 'c:9', address: { chat: 9 } });
+    expect((await book.get('c:9'))?.address).toEqual({ chat: 9 });
+    expect(reads).toBe(1);
+  });
+
   it('keeps both fields when an update and a seen run at once', async () => {
     const store = new MemoryStore();
     const book = new ClientBook(store);

@@ -25,6 +25,8 @@ interface Entry {
 
 export class ClientBook {
   private readonly cache = new Map<string, Entry>();
+  /** Clients the store has no record of; every record written here goes through remember(), which clears it. */
+  private readonly absent = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -40,8 +42,14 @@ export class ClientBook {
       this.cache.set(clientId, hit);
       return hit.record;
     }
+    // A client with no record (an agent writing first) costs one store read, not one per delivery.
+    if (this.absent.has(clientId)) return undefined;
     const record = await this.store.getClient(clientId);
     if (record) this.remember(record, this.now());
+    else {
+      this.absent.add(clientId);
+      if (this.absent.size > CACHE_SIZE) this.absent.delete(this.absent.values().next().value!);
+    }
     return record;
   }
 
@@ -119,6 +127,7 @@ export class ClientBook {
   }
 
   private remember(record: ClientRecord, writtenAt: number): void {
+    this.absent.delete(record.clientId);
     this.cache.delete(record.clientId);
     const sig = signature(record.address, record.profile, record.conversation);
     this.cache.set(record.clientId, { record, writtenAt, sig });
