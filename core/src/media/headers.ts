@@ -22,8 +22,9 @@ export function contentDisposition(fileName: string, type: 'inline' | 'attachmen
   return `${type}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
+/** Control characters, and bidi marks, overrides and isolates: never in a name a person reads. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f"\\/\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+export const CONTROL_AND_BIDI = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * Drops what a file name must never carry: control characters, bidi overrides and
@@ -31,7 +32,10 @@ const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f"\\/\u061c\u200e\u200f\u202a-
  * backslashes, path separators.
  */
 export function cleanFileName(name: string): string {
-  return name.replace(UNSAFE_IN_NAME, '').trim();
+  return name
+    .replace(CONTROL_AND_BIDI, '')
+    .replace(/["\\/]/g, '')
+    .trim();
 }
 
 /** Longest file name handed to a platform, in UTF-16 units (filesystems allow 255 bytes). */

@@ -2,6 +2,7 @@
 import type { AttachmentRef, ClientProfile, InboundMessage, MediaKind } from '../connector.js';
 import { customerEventId } from '../kit/decisions.js';
 import type { ClientData, CustomerEvent, PayloadItem } from '../kit/schemas.js';
+import { CONTROL_AND_BIDI } from '../media/headers.js';
 
 /** Marks a re-sent edit, since Kit has no notion of editing. */
 export const EDITED_PREFIX = '(edited) ';
@@ -80,16 +81,13 @@ export function clientDataOf(
   };
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
 /**
  * A customer's display name as agents see it: control characters and bidi
  * overrides removed (a name must not reorder the text around it in Kit's UI),
  * whitespace collapsed, at most 128 characters. Every platform's names pass here.
  */
 export function cleanDisplayName(name: string): string {
-  return name.replace(UNSAFE_IN_NAME, '').replace(/\s+/g, ' ').trim().slice(0, 128);
+  return name.replace(CONTROL_AND_BIDI, '').replace(/\s+/g, ' ').trim().slice(0, 128);
 }
 
 /** What the agent reads in place of a file that cannot be relayed. */
