@@ -27,7 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { OUTBOX_DEFAULTS, type OutboxSettings } from './config.js';
-import type { DeliveryWork, JsonObject } from './connector.js';
+import type { DeliveryReceipt, DeliveryWork, JsonObject } from './connector.js';
 import type { Logger } from './logger.js';
 import { backoffDelay, sleep } from './retry.js';
 import {
@@ -68,9 +68,10 @@ export interface OutboxOptions extends Omit<OutboxSettings, 'deliveryTimeoutMs'>
   /**
    * Delivers one item; throws to fail the attempt. Hand `work.signal` to the
    * I/O: it aborts at the deadline and on stop. `work.progress` keeps what a
-   * delivery of several steps has done, in the store, across attempts.
+   * delivery of several steps has done, in the store, across attempts. The
+   * platform message ids it resolves with are kept with the item's key.
    */
-  deliver(item: OutboxItem, work: DeliveryWork): Promise<unknown>;
+  deliver(item: OutboxItem, work: DeliveryWork): Promise<DeliveryReceipt | void>;
   classify(err: unknown): FailureKind;
   /** Deadline of one attempt, ms. Default {@link OUTBOX_DEFAULTS}.deliveryTimeoutMs (10 min). */
   deliveryTimeoutMs?: number;
@@ -91,7 +92,7 @@ export interface OutboxOptions extends Omit<OutboxSettings, 'deliveryTimeoutMs'>
 
 /** How one attempt ended. */
 type Outcome =
-  | { kind: 'delivered' }
+  | { kind: 'delivered'; platformIds?: readonly string[] }
   | { kind: 'failed'; failure: FailureKind }
   | { kind: 'stopped' }
   | { kind: 'lost'; reason: string };
@@ -471,8 +472,9 @@ export class Outbox {
     };
     const delivering = (async () => this.opts.deliver(item, work))();
     try {
-      await Promise.race([delivering, ended]);
-      return { kind: 'delivered' };
+      const receipt = (await Promise.race([delivering, ended])) as DeliveryReceipt | undefined;
+      const platformIds = receipt?.platformMessageIds;
+      return platformIds?.length ? { kind: 'delivered', platformIds } : { kind: 'delivered' };
     } catch (err) {
       if (!abortedWith) return { kind: 'failed', failure: this.opts.classify(err) };
       const reason: Error = abortedWith;
@@ -509,7 +511,9 @@ export class Outbox {
     let write: () => Promise<Claim | undefined>;
     let done: () => void = () => {};
     if (outcome.kind === 'delivered') {
-      write = () => store.complete(item.id, fence, handOn ? { leaseMs: this.leaseMs } : undefined);
+      const { platformIds } = outcome;
+      write = () =>
+        store.complete(item.id, fence, handOn ? { leaseMs: this.leaseMs } : undefined, platformIds);
     } else if (outcome.kind === 'stopped') {
       const reason = item.lastError ?? 'interrupted by a stop';
       write = async () => void (await store.reschedule(item.id, fence, item.attempts, this.now(), reason));

@@ -13,10 +13,7 @@ import { LeaseLostError, type OutboxItem } from '../src/store/store.js';
 
 class Permanent extends Error {}
 
-function make(
-  deliver: (i: OutboxItem, work: DeliveryWork) => Promise<unknown>,
-  over: Partial<OutboxOptions> = {},
-) {
+function make(deliver: OutboxOptions['deliver'], over: Partial<OutboxOptions> = {}) {
   const store = (over.store as MemoryStore | undefined) ?? new MemoryStore();
   const outbox = new Outbox({
     leg: 'inbound',
@@ -420,6 +417,19 @@ describe('Outbox: leases', () => {
     await outbox.idle();
     expect(seen).toEqual([undefined, { sent: 1 }]);
     expect(await store.list({})).toEqual([]);
+  });
+
+  it('keeps the platform message ids a delivery returned with its key', async () => {
+    const { outbox, store } = make(async (i) =>
+      i.key === 'two' ? { platformMessageIds: ['m1', 'm2'] } : undefined,
+    );
+    outboxes.push(outbox);
+    await outbox.start();
+    await outbox.enqueue(item('p', 'two'));
+    await outbox.enqueue(item('p', 'none'));
+    await outbox.idle();
+    expect(await store.deliveredIds('inbound', 'two')).toEqual(['m1', 'm2']);
+    expect(await store.deliveredIds('inbound', 'none')).toBeUndefined();
   });
 
   it('claims an item enqueued with a free slot in the same store write, and hands a client on', async () => {

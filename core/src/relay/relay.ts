@@ -10,6 +10,7 @@ import type { CoreConfig, OutboxSettings } from '../config.js';
 import type {
   ChannelConnector,
   ClientIdentity,
+  DeliveryReceipt,
   DeliveryTarget,
   DeliveryWork,
   InboundMessage,
@@ -213,7 +214,7 @@ export class Relay {
     return this.outbound.enqueue({ leg: 'outbound', clientId, key: cb.event.event_id, payload });
   };
 
-  private async deliverOutbound(item: OutboxItem, work: DeliveryWork): Promise<void> {
+  private async deliverOutbound(item: OutboxItem, work: DeliveryWork): Promise<DeliveryReceipt | void> {
     const { connector, config, logger } = this.o;
     if (!connector.ownsClient(item.clientId)) {
       throw new PermanentDeliveryError(
@@ -272,7 +273,7 @@ export class Relay {
       logger,
     });
     try {
-      await connector.deliver(target, prepared.message, work);
+      return await connector.deliver(target, prepared.message, work);
     } finally {
       prepared.dispose();
     }

@@ -25,6 +25,8 @@ export class MemoryStore implements Store {
   readonly description = 'memory';
   private readonly clients = new Map<string, ClientRecord>();
   private readonly keys = new Map<string, number>();
+  /** Platform message ids of delivered items, by dedupe key; pruned with the key. */
+  private readonly sent = new Map<string, string[]>();
   private readonly items = new Map<number, OutboxItem>();
   private readonly leases: LocalLeases;
   /** Dead letters per leg. */
@@ -62,6 +64,7 @@ export class MemoryStore implements Store {
     const until = this.keys.get(dk);
     if (until !== undefined && until > now) return undefined;
     this.keys.set(dk, now + dedupeTtlMs);
+    this.sent.delete(dk);
     const stored: OutboxItem = {
       ...structuredClone(item),
       id: this.nextId++,
@@ -91,8 +94,10 @@ export class MemoryStore implements Store {
     return this.leases.nextDue(leg);
   }
 
-  async complete(id: number, fence: number, handOn?: { leaseMs: number }) {
+  async complete(id: number, fence: number, handOn?: { leaseMs: number }, platformIds?: readonly string[]) {
     this.assertCovers(id, fence, 'complete');
+    const done = this.items.get(id);
+    if (done && platformIds?.length) this.sent.set(`${done.leg}\n${done.key}`, [...platformIds]);
     this.items.delete(id);
     this.leases.remove(id);
     const next = this.leases.handOn(fence, handOn?.leaseMs);
@@ -176,11 +181,17 @@ export class MemoryStore implements Store {
     });
   }
 
+  async deliveredIds(leg: Leg, key: string) {
+    const ids = this.sent.get(`${leg}\n${key}`);
+    return ids && [...ids];
+  }
+
   async prune(now: number) {
     let n = 0;
     for (const [k, until] of this.keys) {
       if (until <= now) {
         this.keys.delete(k);
+        this.sent.delete(k);
         n++;
       }
     }

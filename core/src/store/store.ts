@@ -178,9 +178,23 @@ export interface Store {
    * With `handOn`, when the client's next item is already due, the lease passes
    * to it instead (same fence, until now + handOn.leaseMs) and it is returned;
    * the caller delivers it next without another claim.
+   * With `platformIds` (what the delivery returned, see DeliveryReceipt), the
+   * store keeps them with the item's dedupe key, for as long as the key is kept:
+   * {@link Store.deliveredIds} answers with them.
    * Rejects with {@link LeaseLostError} when the lease is not held with `fence`.
    */
-  complete(id: number, fence: number, handOn?: { leaseMs: number }): Promise<Claim | undefined>;
+  complete(
+    id: number,
+    fence: number,
+    handOn?: { leaseMs: number },
+    platformIds?: readonly string[],
+  ): Promise<Claim | undefined>;
+  /**
+   * The platform's message ids of a delivered item, by its leg and dedupe key
+   * (a Kit event_id): what `complete` was given. Undefined when none were given
+   * or the key has been pruned. For edits, deletions and operators.
+   */
+  deliveredIds(leg: Leg, key: string): Promise<string[] | undefined>;
   /** Records a failed attempt and when to try next; releases the lease. Fenced like complete. */
   reschedule(
     id: number,

@@ -57,6 +57,10 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 4: the platform's message ids of a delivered item, kept with its dedupe key (Store.deliveredIds).
+  `
+  ALTER TABLE dedupe ADD COLUMN platform_ids TEXT; -- JSON array or NULL
+  `,
 ];
 
 /** The user_version this build writes and understands. */

@@ -184,8 +184,16 @@ export class SqliteStore implements Store {
       ),
       claimKey: db.prepare<[Leg, string, number, number]>(
         `INSERT INTO dedupe (leg, key, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (leg, key) DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe.expires_at <= ?`,
+         ON CONFLICT (leg, key) DO UPDATE SET expires_at = excluded.expires_at, platform_ids = NULL
+         WHERE dedupe.expires_at <= ?`,
       ),
+      saveSentIds: db.prepare<[string, number]>(
+        `UPDATE dedupe SET platform_ids = ?
+         WHERE (leg, key) = (SELECT leg, key FROM outbox WHERE id = ?)`,
+      ),
+      sentIds: db
+        .prepare<[Leg, string], string | null>('SELECT platform_ids FROM dedupe WHERE leg = ? AND key = ?')
+        .pluck(),
       insertItem: db.prepare<[Leg, string, string, string, number, number]>(
         `INSERT INTO outbox (leg, client_id, key, payload, created_at, attempts, next_attempt_at, state)
          VALUES (?, ?, ?, ?, ?, 0, ?, 'pending')`,
@@ -407,11 +415,17 @@ export class SqliteStore implements Store {
     return this.ensureIndex().nextDue(leg);
   }
 
-  async complete(id: number, fence: number, handOn?: { leaseMs: number }): Promise<Claim | undefined> {
+  async complete(
+    id: number,
+    fence: number,
+    handOn?: { leaseMs: number },
+    platformIds?: readonly string[],
+  ): Promise<Claim | undefined> {
     this.openIndex();
     const r = await this.grouped(() => {
       const index = this.index!;
       if (!index.covers(fence, id)) return LOST;
+      if (platformIds?.length) this.s.saveSentIds.run(JSON.stringify(platformIds), id);
       this.s.delete.run(id);
       this.forget(id);
       index.remove(id);
@@ -687,6 +701,11 @@ export class SqliteStore implements Store {
       if (oldest !== undefined) stats.oldestPendingAt = oldest;
       return stats;
     });
+  }
+
+  async deliveredIds(leg: Leg, key: string): Promise<string[] | undefined> {
+    const ids = this.s.sentIds.get(leg, key);
+    return ids ? (JSON.parse(ids) as string[]) : undefined;
   }
 
   async prune(now: number): Promise<number> {

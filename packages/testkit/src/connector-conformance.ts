@@ -8,7 +8,7 @@
  *   not acknowledged (the platform sends it again), and a redelivered platform
  *   message is a duplicate;
  * - client ids and message ids are stable across restarts;
- * - deliveries to one client arrive in order;
+ * - deliveries to one client arrive in order, each returning its platform id;
  * - a delivery that fails after its first step resumes without repeating it;
  * - permanent and retryable platform errors are classified as such;
  * - the deadline's signal is honoured (a platform that never answers);
@@ -199,7 +199,14 @@ export function connectorConformance(driver: ConformanceDriver): void {
       const target = { clientId: driver.clientId(alice) };
       const before = driver.received(alice).length;
       const texts = Array.from({ length: 5 }, (_, i) => unique(`in order ${i}`));
-      for (const text of texts) await c.deliver(target, agentMessage({ text }), new TestDelivery().next());
+      const ids: string[] = [];
+      for (const text of texts) {
+        const receipt = await c.deliver(target, agentMessage({ text }), new TestDelivery().next());
+        // The platform's id of each message, for the store to keep (edits, deletions, operators).
+        expect(receipt?.platformMessageIds, 'deliver returns the platform message id').toHaveLength(1);
+        ids.push(...(receipt?.platformMessageIds ?? []));
+      }
+      expect(new Set(ids).size, 'every message has its own platform id').toBe(texts.length);
       expect(
         driver
           .received(alice)
@@ -222,11 +229,13 @@ export function connectorConformance(driver: ConformanceDriver): void {
       expect(driver.received(bob).length - before).toBe(1);
       // Recorded as soon as it went out, before the attempt failed.
       expect(delivery.saves).toHaveLength(1);
-      await c.deliver(target, msg, delivery.next());
+      const receipt = await c.deliver(target, msg, delivery.next());
       const got = driver
         .received(bob)
         .slice(before)
         .map((r) => r.text ?? '');
+      // The resumed attempt reports the ids of every piece, the ones the first attempt sent too.
+      expect(receipt?.platformMessageIds).toHaveLength(got.length);
       expect(got.join(' ').replace(/\s+/g, ' ')).toBe(long.replace(/\s+/g, ' '));
       for (const piece of got) expect(piece.length).toBeLessThanOrEqual(driver.textLimit);
     });

@@ -124,6 +124,36 @@ export function describeStoreConformance(
         expect(await store.pending('inbound')).toEqual([first]);
       });
 
+      it('keeps the platform ids a completion was given with the key, until the key is pruned', async () => {
+        const a = await enqueueOk(item('a', { leg: 'outbound', clientId: 'ca' }));
+        const b = await enqueueOk(item('b', { leg: 'outbound', clientId: 'cb' }));
+        const fences = await claimAll('outbound');
+        await store.complete(a.id, fences.get(a.id)!, undefined, ['m1', 'm2']);
+        await store.complete(b.id, fences.get(b.id)!);
+        expect(await store.deliveredIds('outbound', 'a')).toEqual(['m1', 'm2']);
+        expect(await store.deliveredIds('outbound', 'b')).toBeUndefined();
+        expect(await store.deliveredIds('inbound', 'a')).toBeUndefined();
+        expect(await store.deliveredIds('outbound', 'nope')).toBeUndefined();
+        await store.prune(T0 + TTL);
+        expect(await store.deliveredIds('outbound', 'a')).toBeUndefined();
+        // The key used again after its TTL starts with no ids.
+        const again = await enqueueOk(item('a', { leg: 'outbound', clientId: 'ca' }), T0 + TTL + 1);
+        now = T0 + TTL + 1;
+        await store.complete(again.id, await hold(again));
+        expect(await store.deliveredIds('outbound', 'a')).toBeUndefined();
+      });
+
+      it('starts a key used again after its TTL with no platform ids', async () => {
+        const a = await enqueueOk(item('a', { leg: 'outbound' }));
+        await store.complete(a.id, await hold(a), undefined, ['m1']);
+        // Not pruned: the expired key is claimed again by the new item.
+        const again = await enqueueOk(item('a', { leg: 'outbound' }), T0 + TTL + 1);
+        expect(await store.deliveredIds('outbound', 'a')).toBeUndefined();
+        now = T0 + TTL + 1;
+        await store.complete(again.id, await hold(again), undefined, ['m9']);
+        expect(await store.deliveredIds('outbound', 'a')).toEqual(['m9']);
+      });
+
       it('keeps the key after the item is completed, dropped or buried', async () => {
         const a = await enqueueOk(item('a', { clientId: 'ca' }));
         const b = await enqueueOk(item('b', { clientId: 'cb' }));
