@@ -26,6 +26,11 @@ export interface CoreConfig {
   showAgentName: boolean;
   /** KITBRIDGE_CLOSE_MESSAGE: told to the customer when Kit closes the conversation. */
   closeMessage?: string;
+  /**
+   * KITBRIDGE_NOTIFY_AGENT: tell the agent, in the Kit conversation, when a reply
+   * did not reach the customer or went with files as links. Default true.
+   */
+  notifyAgent?: boolean;
   /** Delivery tuning; defaults in {@link OUTBOX_DEFAULTS}. */
   outbox?: Partial<OutboxSettings>;
   /** KITBRIDGE_KIT_ALLOWED_IPS: when set, callbacks from other addresses get 403. */
@@ -142,6 +147,9 @@ export const coreEnvSchema = z.object({
     .describe('Let agent file URLs point at private addresses'),
   KITBRIDGE_EDITS: z.enum(['resend', 'ignore']).default('resend').describe('Edited customer messages'),
   KITBRIDGE_SHOW_AGENT_NAME: bool.default(false).describe("Prefix agent messages with the agent's name"),
+  KITBRIDGE_NOTIFY_AGENT: bool
+    .default(true)
+    .describe('Tell the agent in Kit when a reply could not reach the customer (true/false)'),
   KITBRIDGE_CLOSE_MESSAGE: z
     .string()
     .optional()
@@ -234,6 +242,7 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
     edits: env.KITBRIDGE_EDITS,
     showAgentName: env.KITBRIDGE_SHOW_AGENT_NAME,
     closeMessage: env.KITBRIDGE_CLOSE_MESSAGE,
+    notifyAgent: env.KITBRIDGE_NOTIFY_AGENT,
     callbackAllowedIps: env.KITBRIDGE_KIT_ALLOWED_IPS,
     drainMs: env.KITBRIDGE_DRAIN,
     outbox: {

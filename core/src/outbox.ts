@@ -69,10 +69,17 @@ export interface OutboxOptions extends Omit<OutboxSettings, 'deliveryTimeoutMs'>
    * Delivers one item; throws to fail the attempt. Hand `work.signal` to the
    * I/O: it aborts at the deadline and on stop. `work.progress` keeps what a
    * delivery of several steps has done, in the store, across attempts. The
-   * platform message ids it resolves with are kept with the item's key.
+   * platform message ids it resolves with (a DeliveryReceipt) are kept with the item's key.
    */
-  deliver(item: OutboxItem, work: DeliveryWork): Promise<DeliveryReceipt | void>;
+  deliver(item: OutboxItem, work: DeliveryWork): Promise<unknown>;
   classify(err: unknown): FailureKind;
+  /**
+   * Told when an item is given up on, before it is moved to the dead letters
+   * (so a crash in between repeats the call, never skips it: make it
+   * idempotent). Called under the item's lease; a rejection is logged and the
+   * item is buried all the same. Must not deliver the item.
+   */
+  onGiveUp?(item: OutboxItem, reason: string): Promise<void>;
   /** Deadline of one attempt, ms. Default {@link OUTBOX_DEFAULTS}.deliveryTimeoutMs (10 min). */
   deliveryTimeoutMs?: number;
   /**
@@ -531,7 +538,19 @@ export class Outbox {
       if (giveUp !== undefined) {
         // Its next item, if any, is due as soon as this one is buried.
         h.buryNext = true;
-        write = async () => void (await store.bury(item.id, fence, attempts, giveUp));
+        let told = !this.opts.onGiveUp;
+        write = async () => {
+          if (!told) {
+            told = true;
+            await this.opts
+              .onGiveUp?.(item, giveUp)
+              .catch((err: Error) =>
+                logger.warn({ ...log, err: err.message }, 'dead letter: the give-up hook failed'),
+              );
+          }
+          await store.bury(item.id, fence, attempts, giveUp);
+          return undefined;
+        };
         done = () => {
           h.buried = true;
           // Logged once, at error level: an operator has to look at it.

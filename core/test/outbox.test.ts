@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeliveryWork, JsonObject } from '../src/connector.js';
+import type { JsonObject } from '../src/connector.js';
 import { silentLogger } from '../src/logger.js';
 import {
   DeliveryTimeoutError,
@@ -9,7 +9,7 @@ import {
   OutboxStoppingError,
 } from '../src/outbox.js';
 import { MemoryStore } from '../src/store/memory.js';
-import { LeaseLostError, type OutboxItem } from '../src/store/store.js';
+import { LeaseLostError } from '../src/store/store.js';
 
 class Permanent extends Error {}
 

@@ -136,6 +136,29 @@ describe('Kit -> Telegram', () => {
     expect(call.params).toMatchObject({ chat_id: 5150, text: 'How can I help?' });
   });
 
+  it('tells the agent in the Kit conversation when the customer blocked the bot, once', async () => {
+    await start();
+    tg.failNext('sendMessage', { error_code: 403 });
+    const body = kit.agentMessage('tg:5150', { text: 'Are you still there?' });
+    expect((await kit.sendCallback(callbackUrl, body)).status).toBe(200);
+    await kit.waitForEvents(1);
+    const notice = kit.events[0] as any;
+    expect(notice.client_data.client_id).toBe('tg:5150');
+    expect(messageOf(notice).text).toMatch(/^⚠️ kitbridge \(automatic notice, not written by the customer\)/);
+    expect(messageOf(notice).text).toContain('"Are you still there?" did not reach the customer');
+    expect(messageOf(notice).text).toContain('blocked');
+    // Kit sends the same callback again (its retry): a duplicate, neither delivered nor told again.
+    expect((await kit.sendCallback(callbackUrl, body)).status).toBe(200);
+    // A later reply goes out (the customer unblocked the bot): by then anything doubled would show.
+    await kit.sendCallback(callbackUrl, kit.agentMessage('tg:5150', { text: 'Welcome back' }));
+    await tg.waitFor((c) => c.method === 'sendMessage' && c.params.text === 'Welcome back');
+    expect(kit.events).toHaveLength(1);
+    expect(tg.sent.filter((c) => c.method === 'sendMessage').map((c) => c.params.text)).toEqual([
+      'Are you still there?',
+      'Welcome back',
+    ]);
+  });
+
   it('uploads an agent file to the chat', async () => {
     await start();
     const body = kit.agentMessage('tg:5150', {

@@ -41,6 +41,14 @@ import type { MediaFetcher } from '../media/fetch.js';
 import { type MediaSigner, mediaUrl } from '../media/token.js';
 import { type FailureKind, Outbox } from '../outbox.js';
 import { LeaseLostError, type OutboxItem, type Store } from '../store/store.js';
+import {
+  degradedReason,
+  describeAgentMessage,
+  NOTICE_KEY_PREFIX,
+  type NoticeKind,
+  noticeEvent,
+  noticeText,
+} from './agent-notice.js';
 import { ClientBook } from './clients.js';
 import { LateProfiles } from './profiles.js';
 import { toCustomerEvent } from './to-kit.js';
@@ -101,6 +109,9 @@ export class Relay {
       leg: 'outbound',
       deliver: (item, work) => this.deliverOutbound(item, work),
       classify: classifyPlatformError,
+      ...(o.config.notifyAgent !== false
+        ? { onGiveUp: (item: OutboxItem, reason: string) => this.undelivered(item, reason) }
+        : {}),
     });
   }
 
@@ -177,6 +188,14 @@ export class Relay {
    */
   private async sendToKit(item: OutboxItem, work: DeliveryWork): Promise<void> {
     let event = item.payload as unknown as CustomerEvent;
+    if (item.key.startsWith(NOTICE_KEY_PREFIX) && !(await this.conversationOpen(item.clientId))) {
+      // Sending it would reopen a conversation Kit closed since.
+      this.o.logger.info(
+        { clientId: item.clientId, eventId: event.event_id },
+        'agent notice dropped: the conversation is closed',
+      );
+      return;
+    }
     if (this.profiles) {
       const address = (await this.clients.get(item.clientId).catch(() => undefined))?.address;
       event = await this.profiles.enrich(
@@ -214,7 +233,7 @@ export class Relay {
     return this.outbound.enqueue({ leg: 'outbound', clientId, key: cb.event.event_id, payload });
   };
 
-  private async deliverOutbound(item: OutboxItem, work: DeliveryWork): Promise<DeliveryReceipt | void> {
+  private async deliverOutbound(item: OutboxItem, work: DeliveryWork): Promise<DeliveryReceipt | undefined> {
     const { connector, config, logger } = this.o;
     if (!connector.ownsClient(item.clientId)) {
       throw new PermanentDeliveryError(
@@ -272,11 +291,59 @@ export class Relay {
       showAgentName: config.showAgentName,
       logger,
     });
+    let receipt: DeliveryReceipt | undefined;
     try {
-      return await connector.deliver(target, prepared.message, work);
+      receipt = (await connector.deliver(target, prepared.message, work)) || undefined;
     } finally {
       prepared.dispose();
     }
+    if (prepared.replaced.length && this.o.config.notifyAgent !== false) {
+      await this.notify(item, 'degraded', degradedReason(prepared.replaced));
+    }
+    return receipt;
+  }
+
+  // ---------------------------------------------------------------- telling the agent
+
+  /** The outbox gave up on an agent's item: the agent hears of it, in the conversation, once. */
+  private async undelivered(item: OutboxItem, reason: string): Promise<void> {
+    if ((item.payload as OutboundPayload).kind !== 'send_message') return;
+    await this.notify(item, 'undelivered', reason);
+  }
+
+  /**
+   * Stores a notice to the agent on the inbound leg, while the conversation is
+   * open. Never throws: a notice lost is better than a reply delivered twice.
+   */
+  private async notify(item: OutboxItem, kind: NoticeKind, why: string): Promise<void> {
+    const { logger } = this.o;
+    const log = { clientId: item.clientId, eventId: item.key, notice: kind };
+    try {
+      if (!(await this.conversationOpen(item.clientId))) {
+        logger.info(log, 'agent not told: the conversation is closed');
+        return;
+      }
+      const msg = (item.payload as OutboundPayload).event as unknown as AgentMessageCallback;
+      const files = (msg.event_data?.message?.payload ?? []).flatMap((p) =>
+        'file_url' in p ? [String((p as { file_name?: unknown }).file_name || 'file')] : [],
+      );
+      const what = describeAgentMessage({ text: msg.event_data?.message?.text ?? undefined, files });
+      const { key, event } = noticeEvent(item.clientId, item.key, kind, noticeText(kind, what, why));
+      const r = await this.inbound.enqueue({
+        leg: 'inbound',
+        clientId: item.clientId,
+        key,
+        payload: event as unknown as JsonObject,
+      });
+      logger.info(log, r === 'accepted' ? 'agent told in Kit' : 'agent already told');
+    } catch (err) {
+      logger.warn({ ...log, err: (err as Error).message }, 'agent notice not stored');
+    }
+  }
+
+  /** Read from the store, not a cache: another replica may have seen Kit close it. */
+  private async conversationOpen(clientId: string): Promise<boolean> {
+    return (await this.o.store.getClient(clientId))?.conversation !== 'closed';
   }
 
   /** Records that the customer was told of the close; false when the store could not take it. */

@@ -30,6 +30,8 @@ export interface PreparedMessage {
   message: AgentMessage;
   /** Closes pre-opened file streams the connector did not take. Call after deliver, success or not. */
   dispose(): void;
+  /** Files that go as a link instead (the notices above), one `"name": why` each: the agent is told. */
+  replaced: string[];
 }
 
 export async function toAgentMessage(
@@ -37,6 +39,7 @@ export async function toAgentMessage(
   opts: ToAgentMessageOptions,
 ): Promise<PreparedMessage> {
   const disposers: (() => void)[] = [];
+  const replaced: string[] = [];
   const { message, sender_data: s } = event.event_data;
   const name = s?.sender_display_name || s?.sender_username || undefined;
   let text = message.text ?? undefined;
@@ -60,8 +63,10 @@ export async function toAgentMessage(
     if (MEDIA_KINDS.has(type) && typeof item.file_url === 'string') {
       const fileName = typeof item.file_name === 'string' && item.file_name ? item.file_name : undefined;
       const r = await openAttachment(type as MediaKind, item.file_url, fileName, opts);
-      if ('notice' in r) out.notices.push(r.notice);
-      else {
+      if ('notice' in r) {
+        out.notices.push(r.notice);
+        replaced.push(`"${fileName ?? 'file'}": ${r.why}`);
+      } else {
         out.attachments.push(r.attachment);
         disposers.push(r.dispose);
       }
@@ -89,6 +94,7 @@ export async function toAgentMessage(
   }
   return {
     message: out,
+    replaced,
     dispose: () => {
       for (const d of disposers) d();
     },
@@ -100,7 +106,7 @@ async function openAttachment(
   url: string,
   fileName: string | undefined,
   opts: ToAgentMessageOptions,
-): Promise<{ attachment: OutboundAttachment; dispose(): void } | { notice: string }> {
+): Promise<{ attachment: OutboundAttachment; dispose(): void } | { notice: string; why: string }> {
   const label = fileName ?? 'file';
   const limit = opts.limits[kind];
   let first: FetchedFile;
@@ -115,9 +121,9 @@ async function openAttachment(
       { kind, code, reason: (err as Error).message },
       'agent file not sent; the customer gets a link',
     );
-    return {
-      notice: code === 'too-large' ? `${label} (too large to send here): ${url}` : `${label}: ${url}`,
-    };
+    return code === 'too-large'
+      ? { notice: `${label} (too large to send here): ${url}`, why: 'too large for the platform' }
+      : { notice: `${label}: ${url}`, why: `could not be fetched (${code})` };
   }
   // A type the platform refuses for this kind still goes, as a document, when documents take it.
   let sendAs = kind;
@@ -135,7 +141,10 @@ async function openAttachment(
         { kind, contentType: first.contentType },
         'agent file type not accepted by the platform; sent as a link',
       );
-      return { notice: `${label}: ${url}` };
+      return {
+        notice: `${label}: ${url}`,
+        why: `type ${first.contentType ?? 'unknown'} not accepted by the platform`,
+      };
     }
   }
   let pending: FetchedFile | undefined = first;
