@@ -3,6 +3,7 @@ export * from './cache.js';
 export * from './config.js';
 export * from './connector.js';
 export * from './container.js';
+export * from './http/agents.js';
 export * from './http/router.js';
 export * from './jobs.js';
 export * from './kit/callback-route.js';

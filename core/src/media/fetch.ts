@@ -17,6 +17,7 @@ import { type Readable, Transform } from 'node:stream';
 import ipaddr from 'ipaddr.js';
 import { Agent } from 'undici';
 import type { FetchedFile } from '../connector.js';
+import { closeAgent } from '../http/agents.js';
 import type { Logger } from '../logger.js';
 import { cleanFileName, parseContentDispositionFileName } from './headers.js';
 
@@ -166,13 +167,7 @@ export class MediaFetcher {
 
   /** Releases connections; waits up to 2 s for fetches in flight, then cuts them. */
   async close(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), 2_000);
-    });
-    const result = await Promise.race([this.agent.close().then(() => 'done' as const), grace]);
-    clearTimeout(timer);
-    if (result === 'late') await this.agent.destroy();
+    await closeAgent(this.agent);
   }
 
   /** Net skips the lookup for a literal IP, so those are checked here. */

@@ -6,9 +6,15 @@
  * file whose message was deleted is gone (AttachmentGoneError: the proxy
  * answers 404 and Kit does not retry).
  */
-import { AttachmentGoneError, type AttachmentRef, type Logger, type ResolvedFile } from '@kitbridge/core';
+import {
+  AttachmentGoneError,
+  type AttachmentRef,
+  LazyAgent,
+  type Logger,
+  type ResolvedFile,
+} from '@kitbridge/core';
 import { DiscordAPIError, RateLimitError, type REST, Routes } from 'discord.js';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { safeError } from './errors.js';
 import { type ParsedRef, parseRef, type RawAttachment, type RawMessage, unsignedUrl } from './inbound.js';
 
@@ -26,7 +32,7 @@ const GONE_CODES = new Set([10003, 10008, 50001]);
 
 export class DiscordFiles {
   /** A dispatcher of our own (undici 7): downloads never share the process-wide one. */
-  private agent?: Agent;
+  private readonly agent = new LazyAgent();
   /** unsigned link -> signed link and until when it works. */
   private readonly signed = new Map<string, { url: string; until: number }>();
 
@@ -55,17 +61,8 @@ export class DiscordFiles {
   }
 
   /** Closes the download connections; running downloads get `graceMs` to finish. */
-  async close(graceMs = 2_000): Promise<void> {
-    const agent = this.agent;
-    this.agent = undefined;
-    if (!agent) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      agent.close(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(() => resolve(agent.destroy()), graceMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+  close(graceMs = 2_000): Promise<void> {
+    return this.agent.close(graceMs);
   }
 
   /** A freshly signed link: refresh-urls, else the message read again. */
@@ -137,10 +134,9 @@ export class DiscordFiles {
     url: string,
     signal?: AbortSignal,
   ): Promise<Awaited<ReturnType<typeof request>> | 'gone'> {
-    this.agent ??= new Agent({ connections: 16, headersTimeout: 30_000, bodyTimeout: 60_000 });
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(url, { dispatcher: this.agent, ...(signal ? { signal } : {}) });
+      res = await request(url, { dispatcher: this.agent.dispatcher, ...(signal ? { signal } : {}) });
     } catch (err) {
       throw new Error(`Discord CDN download failed: ${safeError(err, this.o.token).message}`);
     }

@@ -12,9 +12,9 @@
  * Slack Connect file stubs (`file_access: check_file_info`) carry no URL:
  * files.info gives it. A deleted file is {@link AttachmentGoneError}.
  */
-import { AttachmentGoneError, type AttachmentRef, type ResolvedFile } from '@kitbridge/core';
+import { AttachmentGoneError, type AttachmentRef, LazyAgent, type ResolvedFile } from '@kitbridge/core';
 import type { WebClient } from '@slack/web-api';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { describeSlackError, neededScope, platformError } from './errors.js';
 import { decodeRef } from './inbound.js';
 import { withSignal } from './web.js';
@@ -32,7 +32,7 @@ export interface SlackFilesOptions {
 }
 
 export class SlackFiles {
-  private agent?: Agent;
+  private readonly agent = new LazyAgent();
   private readonly apiOrigin: string;
   private readonly domain: string;
 
@@ -94,17 +94,8 @@ export class SlackFiles {
   }
 
   /** Closes the download connections; running downloads get `graceMs` to finish. */
-  async close(graceMs = 2_000): Promise<void> {
-    const agent = this.agent;
-    this.agent = undefined;
-    if (!agent) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      agent.close(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(() => resolve(agent.destroy()), graceMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+  close(graceMs = 2_000): Promise<void> {
+    return this.agent.close(graceMs);
   }
 
   /** Whether the bot token may go to `url`: the API's own origin, or https on its domain. */
@@ -171,9 +162,8 @@ export class SlackFiles {
   }
 
   private async get(url: string, headers: Record<string, string>) {
-    this.agent ??= new Agent({ connections: 16, headersTimeout: 30_000, bodyTimeout: 60_000 });
     try {
-      return await request(url, { method: 'GET', headers, dispatcher: this.agent });
+      return await request(url, { method: 'GET', headers, dispatcher: this.agent.dispatcher });
     } catch (err) {
       throw new Error(`Slack file download failed: ${(err as Error).message}`);
     }

@@ -6,11 +6,12 @@
 import {
   AttachmentGoneError,
   type AttachmentRef,
+  LazyAgent,
   type MediaLimits,
   type ResolvedFile,
 } from '@kitbridge/core';
 import { type Api, GrammyError } from 'grammy';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { safeError, scrubToken } from './errors.js';
 
 export interface FileSourceOptions {
@@ -24,7 +25,7 @@ export interface FileSourceOptions {
 
 export class TelegramFiles {
   /** A dispatcher of our own: downloads never share (or leak into) the process-wide one. */
-  private agent?: Agent;
+  private readonly agent = new LazyAgent();
 
   constructor(private readonly opts: FileSourceOptions) {}
 
@@ -53,10 +54,9 @@ export class TelegramFiles {
     if (!file.file_path) throw new AttachmentGoneError('Telegram gave no file_path for this file');
 
     const path = file.file_path.split('/').map(encodeURIComponent).join('/');
-    this.agent ??= newAgent();
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(`${apiRoot}/file/bot${token}/${path}`, { dispatcher: this.agent });
+      res = await request(`${apiRoot}/file/bot${token}/${path}`, { dispatcher: this.agent.dispatcher });
     } catch (err) {
       throw new Error(`Telegram file download failed: ${scrubToken((err as Error).message, token)}`);
     }
@@ -78,20 +78,7 @@ export class TelegramFiles {
   }
 
   /** Closes the download connections; running downloads get `graceMs` to finish. */
-  async close(graceMs = 2_000): Promise<void> {
-    const agent = this.agent;
-    this.agent = undefined;
-    if (!agent) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      agent.close(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(() => resolve(agent.destroy()), graceMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+  close(graceMs = 2_000): Promise<void> {
+    return this.agent.close(graceMs);
   }
-}
-
-function newAgent(): Agent {
-  return new Agent({ connections: 16, headersTimeout: 30_000, bodyTimeout: 60_000 });
 }
