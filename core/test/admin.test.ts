@@ -324,6 +324,41 @@ describe('admin: what it shows', () => {
     }
   });
 
+  it("shows a message's type, text and file names, not its links; other payloads as JSON", async () => {
+    const file = {
+      type: 'document',
+      file_name: 'invoice.pdf',
+      file_url: 'https://files.example/signed-link-1',
+    };
+    await deadLetter('agent leg', {
+      kind: 'send_message',
+      event: {
+        event_type: 'send_message',
+        event_data: { message: { text: 'Your invoice', payload: [file] } },
+      },
+    });
+    await deadLetter(
+      'customer leg',
+      { event_type: 'send_message', event_data: { message: { text: 'Hi <there>' } } },
+      'tg:2',
+      'inbound',
+    );
+    await deadLetter(
+      'closing',
+      { kind: 'close_conversation', event: { event_type: 'close_conversation' } },
+      'tg:3',
+    );
+    const json = JSON.parse(
+      (await call('GET', '/admin/status.json', { headers: { authorization: `Bearer ${TOKEN}` } })).text,
+    );
+    expect(json.dead.map((d: { excerpt: string }) => d.excerpt)).toEqual([
+      'send_message: "Your invoice" [document invoice.pdf]',
+      'send_message: "Hi <there>"',
+      '{"kind":"close_conversation","event":{"event_type":"close_conversation"}}',
+    ]);
+    expect(JSON.stringify(json)).not.toContain('signed-link-1');
+  });
+
   it('cuts a long payload to a short excerpt', async () => {
     await deadLetter('too big', { text: 'x'.repeat(10_000) });
     const { cookie } = await login();

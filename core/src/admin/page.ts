@@ -54,7 +54,6 @@ function layout(title: string, body: Html, assets: boolean): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
 <title>${title}</title>
 ${
   assets

@@ -17,7 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError, pathOf, type RouteHandler, type Router, readBody } from '../http/router.js';
-import type { Logger } from '../logger.js';
+import { type Logger, quote } from '../logger.js';
 import type { Store } from '../store/store.js';
 import { ADMIN_CSS, ADMIN_JS } from './assets.js';
 import { AdminAuth, type Credential } from './auth.js';
@@ -29,14 +29,15 @@ export const ADMIN_BODY_LIMIT_BYTES = 4 * 1024;
 
 /**
  * Every admin answer carries these: no inline script or style, no framing, no
- * caching, no referrer (the page's URLs hold nothing secret, but ids are private).
+ * caching, no referrer to other sites. (`no-referrer` would not do: with it a
+ * browser sends `Origin: null` on the page's own POSTs, and they fail the origin check.)
  */
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
 
@@ -80,6 +81,18 @@ export function addAdminRoutes(router: Router, o: AdminRouteOptions): void {
       }
     };
   };
+  const crossOrigin = (req: IncomingMessage): HttpError => {
+    req.resume();
+    log.warn(
+      {
+        path: pathOf(req.url),
+        origin: quote(req.headers.origin ?? ''),
+        site: quote(req.headers['sec-fetch-site'] ?? ''),
+      },
+      'admin: cross-origin request refused',
+    );
+    return new HttpError(403, 'Forbidden: not from this origin');
+  };
   /** Reading needs a credential. */
   const reader = (handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) =>
     route(async (req, res) => {
@@ -97,14 +110,7 @@ export function addAdminRoutes(router: Router, o: AdminRouteOptions): void {
   ) =>
     route(async (req, res) => {
       const credential = auth.credential(req);
-      if (!auth.sameOrigin(req, credential)) {
-        req.resume();
-        log.warn(
-          { path: pathOf(req.url), origin: String(req.headers.origin ?? '') },
-          'admin: cross-origin request refused',
-        );
-        throw new HttpError(403, 'Forbidden: not from this origin');
-      }
+      if (!auth.sameOrigin(req, credential)) throw crossOrigin(req);
       if (!credential) {
         req.resume();
         throw unauthorized();
@@ -145,10 +151,7 @@ export function addAdminRoutes(router: Router, o: AdminRouteOptions): void {
     'POST',
     '/admin/login',
     route(async (req, res) => {
-      if (!auth.sameOrigin(req, undefined)) {
-        req.resume();
-        throw new HttpError(403, 'Forbidden: not from this origin');
-      }
+      if (!auth.sameOrigin(req, undefined)) throw crossOrigin(req);
       const token = (await readForm(req)).get('token') ?? '';
       if (!auth.isToken(token)) {
         log.warn({ source: req.socket.remoteAddress }, 'admin: login refused (wrong token)');

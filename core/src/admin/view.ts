@@ -85,10 +85,52 @@ function deadLetter(i: OutboxItem, scrub: (s: string) => string): DeadLetter {
   };
 }
 
-/** The payload as JSON, cut to {@link EXCERPT_MAX}; secret-looking fields and known secret values replaced. */
+/**
+ * What the item says, cut to {@link EXCERPT_MAX}: for a message (either leg's
+ * Kit event), its type, text and file names (never the file URLs); else the
+ * payload as JSON. Secret-looking fields and known secret values are replaced.
+ */
 export function excerpt(payload: JsonObject, scrub: (s: string) => string): string {
-  const json = JSON.stringify(payload, (k, v) => (k && SECRET_KEY.test(k) ? '[redacted]' : v));
+  const message = findMessage(payload, 4);
+  const s = message ? describeMessage(payload, message) : JSON.stringify(payload, redact);
   // Scrubbed before the cut, so a secret is never left half-shown at the edge.
-  const s = scrub(json);
-  return s.length <= EXCERPT_MAX ? s : `${s.slice(0, EXCERPT_MAX)}…`;
+  const safe = scrub(s);
+  return safe.length <= EXCERPT_MAX ? safe : `${safe.slice(0, EXCERPT_MAX)}…`;
+}
+
+function redact(key: string, value: unknown): unknown {
+  return key && SECRET_KEY.test(key) ? '[redacted]' : value;
+}
+
+type Json = JsonObject[string];
+
+function isObject(v: Json | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The first `message` object with a text or files, at most `depth` levels down. */
+function findMessage(o: JsonObject, depth: number): JsonObject | undefined {
+  const m = o['message'];
+  if (isObject(m) && (typeof m['text'] === 'string' || Array.isArray(m['payload']))) return m;
+  if (depth === 0) return undefined;
+  for (const v of Object.values(o)) {
+    const found = isObject(v) ? findMessage(v, depth - 1) : undefined;
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** `send_message: "text" [document invoice.pdf]`. */
+function describeMessage(payload: JsonObject, message: JsonObject): string {
+  const event = isObject(payload['event']) ? payload['event'] : payload;
+  const kind = String(payload['kind'] ?? event['event_type'] ?? 'message');
+  const text =
+    typeof message['text'] === 'string' && message['text'] ? ` ${JSON.stringify(message['text'])}` : '';
+  const files = Array.isArray(message['payload'])
+    ? message['payload']
+        .filter(isObject)
+        .map((f) => ` [${[f['type'], f['file_name']].filter((x) => typeof x === 'string').join(' ')}]`)
+        .join('')
+    : '';
+  return `${kind}:${text}${files}`;
 }
