@@ -248,8 +248,8 @@ export class Outbox {
 
   /**
    * Someone else changed the store (an operator revived items): claim what is
-   * due now instead of at the next `nextDue` poll. Must not be used to deliver
-   * anything itself; a stopped worker ignores it.
+   * due now instead of at the next `nextDue` poll. It only schedules a claim
+   * (never delivers on the caller's turn, never throws); a stopped worker ignores it.
    */
   wakeUp(): void {
     if (!this.stopped) this.more();

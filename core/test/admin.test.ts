@@ -166,6 +166,7 @@ describe('admin: who gets in', () => {
     expect(
       (await call('GET', '/admin/status.json', { headers: { authorization: `Bearer ${wrong}` } })).status,
     ).toBe(401);
+    expect((await call('GET', '/admin', { headers: { authorization: `Bearer ${wrong}` } })).status).toBe(401);
     const { cookie } = await login();
     const both = await call('GET', '/admin/status.json', {
       headers: { cookie, authorization: 'Bearer nope' },

@@ -49,7 +49,11 @@ export class AdminAuth {
     return timingSafeEqual(sha256(candidate), this.digest);
   }
 
-  /** Which credential the request carries, if a valid one. A wrong Bearer token is no credential even with a good cookie. */
+  /**
+   * Which credential the request carries, if a valid one. A wrong Bearer token
+   * is no credential even with a good cookie (a script's mistake must not ride
+   * on a browser session). Must not be taken as a same-origin check.
+   */
   credential(req: IncomingMessage): Credential | undefined {
     const auth = req.headers.authorization;
     if (auth !== undefined) {
@@ -67,7 +71,7 @@ export class AdminAuth {
     return 'session';
   }
 
-  /** A new session (after the token was checked); returns its Set-Cookie header. */
+  /** A new session; returns its Set-Cookie header. Must not be called before {@link isToken} accepted the login. */
   login(secure: boolean): string {
     const now = this.now();
     for (const [id, expires] of this.sessions) if (expires <= now) this.sessions.delete(id);

@@ -58,7 +58,10 @@ export interface AdminRouteOptions {
   now?: () => number;
 }
 
-/** Adds the /admin routes to the router. */
+/**
+ * Adds the /admin routes to the router. Call it once per router, and only with
+ * a token that passed the config's validation: the routes are the whole guard.
+ */
 export function addAdminRoutes(router: Router, o: AdminRouteOptions): void {
   const now = o.now ?? Date.now;
   const auth = new AdminAuth({
@@ -122,7 +125,11 @@ export function addAdminRoutes(router: Router, o: AdminRouteOptions): void {
     'GET',
     '/admin',
     route(async (req, res) => {
-      if (!auth.credential(req)) return send(res, 200, HTML, loginPage(false));
+      if (!auth.credential(req)) {
+        // A script whose Bearer token is wrong gets a 401, not a form it cannot fill in.
+        if (req.headers.authorization !== undefined) throw unauthorized();
+        return send(res, 200, HTML, loginPage(false));
+      }
       send(res, 200, HTML, dashboardPage(await view()));
     }),
   );
