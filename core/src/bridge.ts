@@ -6,7 +6,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { type CoreConfig, DEFAULT_DRAIN_MS, KIT_LOGIN_HINT } from './config.js';
+import { addAdminRoutes } from './admin/routes.js';
+import { type CoreConfig, coreSecrets, DEFAULT_DRAIN_MS, KIT_LOGIN_HINT } from './config.js';
 import {
   type ChannelConnector,
   type Checkpoints,
@@ -227,6 +228,19 @@ export class Bridge {
         logger: this.logger.child({ part: 'media' }),
       }),
     );
+    if (config.adminToken)
+      addAdminRoutes(r, {
+        token: config.adminToken,
+        store: this.store,
+        status: () => this.ready(),
+        wakeUp: () => {
+          this.relay.inbound.wakeUp();
+          this.relay.outbound.wakeUp();
+        },
+        publicUrl: config.publicUrl,
+        secrets: coreSecrets(config),
+        logger: this.logger.child({ part: 'admin' }),
+      });
   }
 
   /** Expired dedupe keys are removed at start and then hourly. */

@@ -37,7 +37,12 @@ export interface CoreConfig {
   callbackAllowedIps?: string[];
   /** KITBRIDGE_DRAIN: on stop, how long callbacks, webhooks and media are still served after /readyz turned 503 (ms). */
   drainMs?: number;
+  /** KITBRIDGE_ADMIN_TOKEN: turns the operator page at /admin on; every request there must carry it (or its session). */
+  adminToken?: string;
 }
+
+/** Shortest KITBRIDGE_ADMIN_TOKEN: long enough that guessing it over HTTP is hopeless. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
 
 /** Default of {@link CoreConfig.drainMs}. */
 export const DEFAULT_DRAIN_MS = 5_000;
@@ -186,6 +191,10 @@ export const coreEnvSchema = z.object({
     .refine((ms) => ms <= 5 * 60_000, { message: 'expected at most 5m' })
     .default(DEFAULT_DRAIN_MS)
     .describe('On stop: how long callbacks, webhooks and media are still served after /readyz turned 503'),
+  KITBRIDGE_ADMIN_TOKEN: secret('a random token for the operator page', ADMIN_TOKEN_MIN_LENGTH)
+    .refine((v) => v.trim() === v, { message: 'must not start or end with whitespace' })
+    .optional()
+    .describe('Turns the operator page at /admin on; the token it asks for (openssl rand -hex 32)'),
 });
 
 export type CoreEnv = z.output<typeof coreEnvSchema>;
@@ -245,6 +254,7 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
     notifyAgent: env.KITBRIDGE_NOTIFY_AGENT,
     callbackAllowedIps: env.KITBRIDGE_KIT_ALLOWED_IPS,
     drainMs: env.KITBRIDGE_DRAIN,
+    ...(env.KITBRIDGE_ADMIN_TOKEN ? { adminToken: env.KITBRIDGE_ADMIN_TOKEN } : {}),
     outbox: {
       concurrency: env.KITBRIDGE_OUTBOX_CONCURRENCY,
       maxAttempts: env.KITBRIDGE_OUTBOX_MAX_ATTEMPTS,
@@ -256,5 +266,5 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
 
 /** Secrets of the core config, for the log scrubber. */
 export function coreSecrets(c: CoreConfig): string[] {
-  return [c.kit.apiToken, c.kit.salt, c.media.secret];
+  return [c.kit.apiToken, c.kit.salt, c.media.secret, ...(c.adminToken ? [c.adminToken] : [])];
 }

@@ -1,3 +1,5 @@
+export { ADMIN_BODY_LIMIT_BYTES, type AdminRouteOptions, addAdminRoutes } from './admin/routes.js';
+export type { AdminStatus, AdminView, DeadLetter } from './admin/view.js';
 export * from './bridge.js';
 export * from './cache.js';
 export * from './config.js';

@@ -246,6 +246,15 @@ export class Outbox {
     };
   }
 
+  /**
+   * Someone else changed the store (an operator revived items): claim what is
+   * due now instead of at the next `nextDue` poll. It only schedules a claim
+   * (never delivers on the caller's turn, never throws); a stopped worker ignores it.
+   */
+  wakeUp(): void {
+    if (!this.stopped) this.more();
+  }
+
   /** Resolves when nothing runs here and the store has nothing pending on this leg (tests, demo, shutdown). */
   idle(): Promise<void> {
     return new Promise((resolve) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, coreConfigFromEnv, coreEnvSchema, parseEnv } from '../src/config.js';
+import { ConfigError, coreConfigFromEnv, coreEnvSchema, coreSecrets, parseEnv } from '../src/config.js';
 
 const valid = {
   KIT_ACCOUNT: 'acme',
@@ -94,6 +94,23 @@ describe('core configuration', () => {
     expect(drain('15s')).toBe(15_000);
     expect(problems({ ...valid, KITBRIDGE_DRAIN: '10m' })).toMatch(/KITBRIDGE_DRAIN: expected at most 5m/);
     expect(problems({ ...valid, KITBRIDGE_DRAIN: 'soon' })).toMatch(/KITBRIDGE_DRAIN: expected a duration/);
+  });
+
+  it('KITBRIDGE_ADMIN_TOKEN: off when unset or empty, at least 32 characters, a secret of the log scrubber', () => {
+    const token = (v?: string) =>
+      coreConfigFromEnv(parseEnv(coreEnvSchema, { ...valid, KITBRIDGE_ADMIN_TOKEN: v })).adminToken;
+    expect(token()).toBeUndefined();
+    expect(token('')).toBeUndefined();
+    const good = 'a'.repeat(32);
+    expect(token(good)).toBe(good);
+    const short = problems({ ...valid, KITBRIDGE_ADMIN_TOKEN: 'short-admin-token' });
+    expect(short).toMatch(/^ {2}KITBRIDGE_ADMIN_TOKEN: must be at least 32 characters$/m);
+    expect(short).not.toContain('short-admin-token');
+    expect(problems({ ...valid, KITBRIDGE_ADMIN_TOKEN: ` ${good}` })).toMatch(
+      /KITBRIDGE_ADMIN_TOKEN: must not start or end with whitespace/,
+    );
+    const c = coreConfigFromEnv(parseEnv(coreEnvSchema, { ...valid, KITBRIDGE_ADMIN_TOKEN: good }));
+    expect(coreSecrets(c)).toContain(good);
   });
 
   it('never echoes a secret value in its message', () => {

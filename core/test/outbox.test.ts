@@ -200,6 +200,29 @@ describe('Outbox and operators', () => {
     expect(keys).toEqual(['o1']);
     expect(await store.list({})).toEqual([]);
   });
+
+  it('wakeUp claims a revived item at once, with no polling at all', async () => {
+    let fail = true;
+    let delivered!: (key: string) => void;
+    const redelivery = new Promise<string>((r) => {
+      delivered = r;
+    });
+    // syncIntervalMs 0: the worker never polls, so only wakeUp can make it look (idle() would look too).
+    const { outbox, store } = make(async (i) => {
+      if (fail) throw new Permanent('blocked');
+      delivered(i.key);
+    });
+    outboxes.push(outbox);
+    await outbox.start();
+    await outbox.enqueue(item('w', 'w1'));
+    await until(async () => (await store.list({ state: 'dead' })).length === 1, 'the dead letter');
+    const [dead] = await store.list({ state: 'dead' });
+    fail = false;
+    await store.revive([dead!.id], Date.now());
+    outbox.wakeUp();
+    expect(await redelivery).toBe('w1');
+    await until(async () => (await store.list({})).length === 0, 'the item completed');
+  });
 });
 
 /** A MemoryStore whose named methods fail the next `n` calls (a store that hiccups). */
