@@ -84,7 +84,10 @@ describe('SqliteStore write path', () => {
   it('keeps the worker while writes go on, however quickly it keeps up with them', async () => {
     // 200 ms without a write end the worker: room for a stalled timer on a loaded machine, while the
     // writes go on for well over that (a worker that counted "kept up" as idle would end midway).
-    const store = SqliteStore.open(dir.path('busy.db'), { checkpointIntervalMs: 20, checkpointIdleTicks: 10 });
+    const store = SqliteStore.open(dir.path('busy.db'), {
+      checkpointIntervalMs: 20,
+      checkpointIdleTicks: 10,
+    });
     let ended = 0;
     for (let n = 0; n < 60; n++) {
       // Checked before each write: a worker that ended since the last one would show here.
