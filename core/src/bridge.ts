@@ -24,6 +24,7 @@ import { CALLBACK_BODY_LIMIT_BYTES } from './kit/decisions.js';
 import { KitAuthError } from './kit/errors.js';
 import { type Logger, silentLogger } from './logger.js';
 import { createMediaRoute } from './media/proxy.js';
+import { createMetricsRoute, Metrics } from './metrics.js';
 import type { Relay } from './relay/relay.js';
 import { backoffDelay, sleep } from './retry.js';
 import { MemoryStore } from './store/memory.js';
@@ -63,6 +64,8 @@ export class Bridge {
   readonly relay: Relay;
   readonly kit: KitClient;
   readonly store: Store;
+  /** This bridge's Prometheus metrics (`GET /metrics`). */
+  readonly metrics: Metrics;
   private readonly http: HttpServer;
   private readonly logger: Logger;
   private readonly abort = new AbortController();
@@ -81,11 +84,23 @@ export class Bridge {
       owner: `${hostname()}:${process.pid}`,
       logger: this.logger.child({ part: 'jobs' }),
     });
+    const store = this.store;
+    const connector = options.connector;
+    // Read at scrape time only; `this.kit` exists by the first scrape.
+    this.metrics = new Metrics({
+      platform: connector.name,
+      stats: () => store.stats(),
+      state: () => connector.status().state,
+      ready: () => this.ready().ready,
+      kitLoggedIn: () => this.kit.loggedIn,
+      logger: this.logger.child({ part: 'metrics' }),
+    });
     this.parts = createContainer({
       config: options.config,
       logger: this.logger,
-      store: this.store,
-      connector: options.connector,
+      store,
+      connector,
+      metrics: this.metrics,
     });
     this.relay = this.parts.resolve(TOKENS.Relay);
     this.kit = this.parts.resolve(TOKENS.KitClient);
@@ -132,6 +147,7 @@ export class Bridge {
       signal: this.abort.signal,
       checkpoints: this.checkpoints(connector.name),
       exclusive: (name, job) => this.jobs.run(`${connector.name}:${name}`, job),
+      metrics: this.metrics.platform,
     });
     // The connector's routes are in place: an unknown path is a 404 now, not "starting".
     this.http.started();
@@ -201,6 +217,7 @@ export class Bridge {
     const { config, connector } = this.options;
     const r = this.http.router;
     r.add('GET', '/healthz', (_req, res) => sendText(res, 200, 'OK'));
+    r.add('GET', '/metrics', createMetricsRoute({ metrics: this.metrics, token: config.metricsToken }));
     r.add('GET', '/readyz', (_req, res) => {
       const state = this.ready();
       sendJson(res, state.ready ? 200 : 503, {
@@ -226,6 +243,7 @@ export class Bridge {
         resolve: (claims) => connector.resolveAttachment(claims.file),
         maxBytes: config.media.maxBytes,
         logger: this.logger.child({ part: 'media' }),
+        metrics: this.metrics.media,
       }),
     );
     if (config.adminToken)

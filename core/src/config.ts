@@ -39,6 +39,8 @@ export interface CoreConfig {
   drainMs?: number;
   /** KITBRIDGE_ADMIN_TOKEN: turns the operator page at /admin on; every request there must carry it (or its session). */
   adminToken?: string;
+  /** KITBRIDGE_METRICS_TOKEN: when set, `GET /metrics` wants `Authorization: Bearer <token>`. */
+  metricsToken?: string;
 }
 
 /** Shortest KITBRIDGE_ADMIN_TOKEN: long enough that guessing it over HTTP is hopeless. */
@@ -195,6 +197,12 @@ export const coreEnvSchema = z.object({
     .refine((v) => v.trim() === v, { message: 'must not start or end with whitespace' })
     .optional()
     .describe('Turns the operator page at /admin on; the token it asks for (openssl rand -hex 32)'),
+  KITBRIDGE_METRICS_TOKEN: z
+    .string()
+    .min(16, { message: 'must be at least 16 characters (openssl rand -hex 16)' })
+    .regex(/^[\x21-\x7e]+$/, { message: 'must be printable ASCII without spaces (it goes in a header)' })
+    .optional()
+    .describe('Bearer token GET /metrics requires; unset: /metrics is open'),
 });
 
 export type CoreEnv = z.output<typeof coreEnvSchema>;
@@ -255,6 +263,7 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
     callbackAllowedIps: env.KITBRIDGE_KIT_ALLOWED_IPS,
     drainMs: env.KITBRIDGE_DRAIN,
     ...(env.KITBRIDGE_ADMIN_TOKEN ? { adminToken: env.KITBRIDGE_ADMIN_TOKEN } : {}),
+    ...(env.KITBRIDGE_METRICS_TOKEN ? { metricsToken: env.KITBRIDGE_METRICS_TOKEN } : {}),
     outbox: {
       concurrency: env.KITBRIDGE_OUTBOX_CONCURRENCY,
       maxAttempts: env.KITBRIDGE_OUTBOX_MAX_ATTEMPTS,
@@ -266,5 +275,11 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
 
 /** Secrets of the core config, for the log scrubber. */
 export function coreSecrets(c: CoreConfig): string[] {
-  return [c.kit.apiToken, c.kit.salt, c.media.secret, ...(c.adminToken ? [c.adminToken] : [])];
+  return [
+    c.kit.apiToken,
+    c.kit.salt,
+    c.media.secret,
+    ...(c.adminToken ? [c.adminToken] : []),
+    ...(c.metricsToken ? [c.metricsToken] : []),
+  ];
 }

@@ -275,6 +275,18 @@ export interface ConnectorContext {
    * has been called), `standby` when another holds it (this one keeps trying).
    */
   exclusive(name: string, job: (signal: AbortSignal) => Promise<void>): Promise<'running' | 'standby'>;
+  /** Counters of the platform's side (its 429s), exported on `GET /metrics` with the `platform` label. */
+  metrics: PlatformMetrics;
+}
+
+/** What a plugin counts about its platform. Calls are synchronous increments: no I/O, they never throw. */
+export interface PlatformMetrics {
+  /**
+   * The platform answered 429 and asked to wait `waitMs` (0 when it did not
+   * say). Call once per such answer, also when the SDK waits and retries by
+   * itself; not for the plugin's own pacing, which is no answer of the platform.
+   */
+  rateLimited(waitMs: number): void;
 }
 
 /** A small durable key-value of cursors, per connector. One store round trip per call; no platform I/O. */

@@ -14,6 +14,7 @@ import { KitClient, type KitClientOptions } from './kit/client.js';
 import type { Logger } from './logger.js';
 import { MediaFetcher } from './media/fetch.js';
 import { MediaSigner } from './media/token.js';
+import type { Metrics } from './metrics.js';
 import { Relay } from './relay/relay.js';
 import type { Store } from './store/store.js';
 
@@ -34,6 +35,7 @@ export const TOKENS = {
   MediaFetcher: token<MediaFetcher>('MediaFetcher'),
   HttpServer: token<HttpServer>('HttpServer'),
   Relay: token<Relay>('Relay'),
+  Metrics: token<Metrics>('Metrics'),
 } as const;
 
 /** The composed parts of one bridge, typed by token; tsyringe stays behind it. */
@@ -59,6 +61,7 @@ export interface Parts {
   logger: Logger;
   store: Store;
   connector: ChannelConnector;
+  metrics: Metrics;
 }
 
 /** A KitClient for the configured channel (the bridge's, and `kitbridge check`'s). */
@@ -81,8 +84,11 @@ export function createContainer(parts: Parts): Composition {
   c.register(TOKENS.Logger, { useValue: parts.logger });
   c.register(TOKENS.Store, { useValue: parts.store });
   c.register(TOKENS.Connector, { useValue: parts.connector });
+  c.register(TOKENS.Metrics, { useValue: parts.metrics });
   const log = (get: Resolve, part: string) => get(TOKENS.Logger).child({ part });
-  provide(c, TOKENS.KitClient, (get) => kitClientFor(get(TOKENS.Config).kit, { logger: log(get, 'kit') }));
+  provide(c, TOKENS.KitClient, (get) =>
+    kitClientFor(get(TOKENS.Config).kit, { logger: log(get, 'kit'), metrics: get(TOKENS.Metrics).kit }),
+  );
   provide(c, TOKENS.MediaSigner, (get) => {
     const { media } = get(TOKENS.Config);
     return new MediaSigner(media.secret, media.ttlMs);
@@ -109,6 +115,7 @@ export function createContainer(parts: Parts): Composition {
       signer: get(TOKENS.MediaSigner),
       fetcher: get(TOKENS.MediaFetcher),
       logger: log(get, 'relay'),
+      metrics: get(TOKENS.Metrics),
     });
   });
   return new Composition(c);

@@ -19,6 +19,7 @@ export * from './media/fetch.js';
 export { cleanFileName, transportFileName } from './media/headers.js';
 export * from './media/proxy.js';
 export * from './media/token.js';
+export * from './metrics.js';
 export * from './outbox.js';
 export * from './plugin.js';
 export * from './relay/clients.js';

@@ -29,6 +29,7 @@ import { hostname } from 'node:os';
 import { OUTBOX_DEFAULTS, type OutboxSettings } from './config.js';
 import type { DeliveryReceipt, DeliveryWork, JsonObject } from './connector.js';
 import type { Logger } from './logger.js';
+import type { DeadLetterReason, FailureClass, LegMetrics } from './metrics.js';
 import { backoffDelay, sleep } from './retry.js';
 import {
   type Claim,
@@ -80,6 +81,8 @@ export interface OutboxOptions extends Omit<OutboxSettings, 'deliveryTimeoutMs'>
    * item is buried all the same. Must not deliver the item.
    */
   onGiveUp?(item: OutboxItem, reason: string): Promise<void>;
+  /** This leg's counters (received, delivered, duplicates, failures, dead letters). */
+  metrics?: LegMetrics;
   /** Deadline of one attempt, ms. Default {@link OUTBOX_DEFAULTS}.deliveryTimeoutMs (10 min). */
   deliveryTimeoutMs?: number;
   /**
@@ -100,7 +103,7 @@ export interface OutboxOptions extends Omit<OutboxSettings, 'deliveryTimeoutMs'>
 /** How one attempt ended. */
 type Outcome =
   | { kind: 'delivered'; platformIds?: readonly string[] }
-  | { kind: 'failed'; failure: FailureKind }
+  | { kind: 'failed'; failure: FailureKind; timedOut?: true }
   | { kind: 'stopped' }
   | { kind: 'lost'; reason: string };
 
@@ -219,8 +222,10 @@ export class Outbox {
     }
     if (!stored) {
       if (claiming) this.slots--;
+      this.opts.metrics?.duplicate();
       return 'duplicate';
     }
+    this.opts.metrics?.received();
     this.backlogChanged();
     const { fence, ...rest } = stored;
     if (fence !== undefined) {
@@ -411,7 +416,7 @@ export class Outbox {
         const outcome = await this.attempt(h);
         if (outcome.kind === 'lost') {
           logger.warn(
-            { leg, clientId, id: h.claim.item.id, reason: outcome.reason },
+            { leg, clientId, eventId: h.claim.item.key, id: h.claim.item.id, reason: outcome.reason },
             'lease lost: another worker has this client now; dropped here',
           );
           return;
@@ -504,7 +509,7 @@ export class Outbox {
       if (reason instanceof LeaseLostError || h.lost) return { kind: 'lost', reason: String(reason) };
       if (reason instanceof OutboxStoppingError) return { kind: 'stopped' };
       if (reason instanceof DeliveryTimeoutError) {
-        return { kind: 'failed', failure: { permanent: false, reason: reason.message } };
+        return { kind: 'failed', failure: { permanent: false, reason: reason.message }, timedOut: true };
       }
       return { kind: 'failed', failure: this.opts.classify(err) };
     } finally {
@@ -521,13 +526,14 @@ export class Outbox {
    * store handed the lease on to it.
    */
   private async record(h: Held, outcome: Outcome, handOn: boolean): Promise<Claim | undefined> {
-    const { store, logger, leg } = this.opts;
+    const { store, logger, leg, metrics } = this.opts;
     const { item, fence } = h.claim;
-    const log = { leg, clientId: item.clientId, id: item.id };
+    const log = { leg, clientId: item.clientId, eventId: item.key, id: item.id };
     let write: () => Promise<Claim | undefined>;
     let done: () => void = () => {};
     if (outcome.kind === 'delivered') {
       const { platformIds } = outcome;
+      metrics?.delivered(this.now() - item.createdAt);
       write = () =>
         store.complete(item.id, fence, handOn ? { leaseMs: this.leaseMs } : undefined, platformIds);
     } else if (outcome.kind === 'stopped') {
@@ -537,6 +543,7 @@ export class Outbox {
       const f = outcome.failure;
       const attempts = item.attempts + 1;
       const age = this.now() - item.createdAt;
+      metrics?.failed(failureClass(outcome.failure, outcome.timedOut));
       const giveUp = f.permanent
         ? f.reason
         : attempts >= this.opts.maxAttempts
@@ -545,6 +552,11 @@ export class Outbox {
             ? `gave up after ${Math.round(age / 1000)} s: ${f.reason}`
             : undefined;
       if (giveUp !== undefined) {
+        const deadReason: DeadLetterReason = f.permanent
+          ? 'permanent'
+          : attempts >= this.opts.maxAttempts
+            ? 'max_attempts'
+            : 'max_age';
         // Its next item, if any, is due as soon as this one is buried.
         h.buryNext = true;
         let told = !this.opts.onGiveUp;
@@ -562,8 +574,9 @@ export class Outbox {
         };
         done = () => {
           h.buried = true;
+          metrics?.dead(deadReason);
           // Logged once, at error level: an operator has to look at it.
-          logger.error({ ...log, key: item.key, reason: giveUp }, 'dead letter');
+          logger.error({ ...log, reason: giveUp }, 'dead letter');
         };
       } else {
         const delay = Math.max(
@@ -641,7 +654,7 @@ export class Outbox {
         h.abort?.(err);
       } else {
         this.opts.logger.warn(
-          { leg: this.opts.leg, clientId: item.clientId, err: (err as Error).message },
+          { leg: this.opts.leg, clientId: item.clientId, eventId: item.key, err: (err as Error).message },
           'lease renewal failed; trying again',
         );
       }
@@ -711,6 +724,13 @@ export class Outbox {
         this.checkingIdle = false;
       });
   }
+}
+
+/** The metrics class of a failed attempt. */
+function failureClass(f: FailureKind, timedOut: boolean | undefined): FailureClass {
+  if (f.permanent) return 'permanent';
+  if (timedOut) return 'timeout';
+  return f.retryAfterMs !== undefined ? 'rate_limited' : 'transient';
 }
 
 /** Resolves true once all of `ps` settled, false when `ms` passed first. */

@@ -13,6 +13,7 @@
 import { Pool } from 'undici';
 import type { Logger } from '../logger.js';
 import { makeScrubber, silentLogger } from '../logger.js';
+import type { KitMetrics } from '../metrics.js';
 import { type BackoffOptions, backoffDelay, parseRetryAfter, sleep } from '../retry.js';
 import { ACCESS_TOKEN_FALLBACK_TTL_MS, REFRESH_AT_FRACTION, REFRESH_TOKEN_MAX_AGE_MS } from './decisions.js';
 import { KitAuthError, KitError, KitRejectedError, KitUnavailableError } from './errors.js';
@@ -53,6 +54,8 @@ export interface KitClientOptions {
   connections?: number;
   /** Clock for the token lifecycle (tests). Default Date.now. */
   now?: () => number;
+  /** Counts logins and refreshes by outcome. */
+  metrics?: KitMetrics;
 }
 
 interface Session {
@@ -141,8 +144,11 @@ export class KitClient {
     let reauthed = false;
     for (;;) {
       const access = session.access;
-      const reply = await this.withRetries('send event', signal, () =>
-        this.call(path, body, 'application/json', undefined, access),
+      const reply = await this.withRetries(
+        'send event',
+        signal,
+        () => this.call(path, body, 'application/json', undefined, access),
+        { leg: 'inbound', clientId: event.client_data.client_id, eventId: event.event_id },
       );
       if (reply.status === 401 && !reauthed) {
         // The token died early (revoked, clock skew): refresh once, retry once.
@@ -211,10 +217,12 @@ export class KitClient {
     const path = `${this.prefix}/api/v3/botService/login?domain=${encodeURIComponent(account)}&access_token=${encodeURIComponent(apiToken)}`;
     const body = new URLSearchParams({ channel_uuid: channelUuid }).toString();
     this.logger.debug({ account }, 'logging in to Kit');
-    const reply = await this.withRetries('login', undefined, () =>
-      this.call(path, body, 'application/x-www-form-urlencoded'),
-    );
-    const session = this.toSession(reply, 'login');
+    const session = await this.counted('login', async () => {
+      const reply = await this.withRetries('login', undefined, () =>
+        this.call(path, body, 'application/x-www-form-urlencoded'),
+      );
+      return this.toSession(reply, 'login');
+    });
     this.logger.debug(
       { expiresInS: Math.round((session.expiresAt - this.now()) / 1000) },
       'logged in to Kit',
@@ -224,15 +232,29 @@ export class KitClient {
 
   private async doRefresh(old: Session): Promise<Session> {
     const body = new URLSearchParams({ refresh_token: old.refresh }).toString();
-    const reply = await this.withRetries('refresh', undefined, () =>
-      this.call(`${this.prefix}/api/v3/botService/refreshToken`, body, 'application/x-www-form-urlencoded'),
-    );
-    const session = this.toSession(reply, 'refresh');
+    const session = await this.counted('refresh', async () => {
+      const reply = await this.withRetries('refresh', undefined, () =>
+        this.call(`${this.prefix}/api/v3/botService/refreshToken`, body, 'application/x-www-form-urlencoded'),
+      );
+      return this.toSession(reply, 'refresh');
+    });
     this.logger.debug(
       { expiresInS: Math.round((session.expiresAt - this.now()) / 1000) },
       'refreshed the Kit token',
     );
     return session;
+  }
+
+  /** Runs one login or refresh and counts how it ended. */
+  private async counted(operation: 'login' | 'refresh', run: () => Promise<Session>): Promise<Session> {
+    try {
+      const session = await run();
+      this.options.metrics?.auth(operation, 'success');
+      return session;
+    } catch (err) {
+      this.options.metrics?.auth(operation, 'failure');
+      throw err;
+    }
   }
 
   private toSession(reply: Reply, what: 'login' | 'refresh'): Session {
@@ -272,6 +294,8 @@ export class KitClient {
     what: string,
     signal: AbortSignal | undefined,
     attempt: () => Promise<Reply>,
+    /** Put in the retry lines: which event this is (leg, clientId, eventId). */
+    logFields?: Record<string, string>,
   ): Promise<Reply> {
     const max = this.options.maxAttempts ?? 3;
     const backoff = this.options.backoff ?? { baseMs: 300, maxMs: 10_000 };
@@ -290,7 +314,7 @@ export class KitClient {
       const wait = Math.max(backoffDelay(n, backoff), failure.retryAfterMs ?? 0);
       if (n >= max || wait > maxRetryAfter || signal?.aborted || this.closed) throw failure;
       this.logger.warn(
-        { attempt: n, of: max, retryInMs: wait, reason: failure.message },
+        { ...logFields, attempt: n, of: max, retryInMs: wait, reason: failure.message },
         'Kit call failed; retrying',
       );
       await sleep(wait, signal).catch(() => {

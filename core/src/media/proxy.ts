@@ -27,6 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import { AttachmentGoneError, type ResolvedFile } from '../connector.js';
 import { pathOf, type RouteHandler, sendText } from '../http/router.js';
 import type { Logger } from '../logger.js';
+import type { MediaMetrics } from '../metrics.js';
 import { contentDisposition, isPassiveType, mediaCsp, SANDBOX_CSP, safeContentType } from './headers.js';
 import type { MediaClaims, MediaSigner } from './token.js';
 
@@ -39,6 +40,8 @@ export interface MediaRouteOptions {
   logger: Logger;
   /** Path prefix the route is mounted at; the token is the segment after it. Default `/media/`. */
   mountPath?: string;
+  /** Counts answers by status and the bytes streamed. */
+  metrics?: MediaMetrics;
 }
 
 /** The log message for a file over the cap (operators grep for it). */
@@ -50,12 +53,15 @@ const ERROR_HEADERS = { 'x-content-type-options': 'nosniff', 'content-security-p
 /** Handler for `GET /media/*` (and HEAD). */
 export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
   const mountPath = opts.mountPath ?? '/media/';
-  const { logger, maxBytes } = opts;
+  const { logger, maxBytes, metrics } = opts;
+  const streamed = metrics ? (n: number) => metrics.streamed(n) : undefined;
 
   return async (req, res) => {
     let aborted = false;
     res.once('close', () => {
       if (!res.writableFinished) aborted = true;
+      // Every answer ends here, whichever path wrote it (a reset midway keeps its status).
+      metrics?.answered(res.statusCode);
     });
 
     const token = tokenFromPath(pathOf(req.url), mountPath);
@@ -162,7 +168,7 @@ export function createMediaRoute(opts: MediaRouteOptions): RouteHandler {
     const onCap = (seen: number) =>
       logger.warn({ clientId: claims.clientId, size: seen, sizeKnown: false, maxBytes }, MEDIA_TOO_LARGE_LOG);
     try {
-      await pipeline(stream, bodyOf(size, range, maxBytes, onCap), res);
+      await pipeline(stream, bodyOf(size, range, maxBytes, onCap, streamed), res);
     } catch (err) {
       released = true;
       if (aborted) logger.debug({ clientId: claims.clientId }, 'media download aborted by the client');
@@ -195,6 +201,7 @@ function bodyOf(
   range: ByteRange | undefined,
   maxBytes: number,
   onCap: (seen: number) => void,
+  onBytes?: (n: number) => void,
 ) {
   return async function* (source: AsyncIterable<Buffer | Uint8Array | string>) {
     let seen = 0;
@@ -209,12 +216,18 @@ function bodyOf(
       if (size !== undefined && seen > size)
         throw new Error('the platform sent more bytes than it announced');
       if (!range) {
+        onBytes?.(chunk.length);
         yield chunk;
         continue;
       }
       if (seen <= range.start) continue;
       // Chunks after the range never get here: the loop returns once it is served.
-      yield chunk.subarray(Math.max(0, range.start - from), Math.min(chunk.length, range.end + 1 - from));
+      const part = chunk.subarray(
+        Math.max(0, range.start - from),
+        Math.min(chunk.length, range.end + 1 - from),
+      );
+      onBytes?.(part.length);
+      yield part;
       if (seen > range.end) return;
     }
     if (size !== undefined && seen !== size)

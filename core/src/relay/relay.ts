@@ -28,7 +28,7 @@ import {
 } from '../connector.js';
 import type { CallbackOutcome } from '../kit/callback-route.js';
 import type { KitClient } from '../kit/client.js';
-import { DEDUPE_TTL_MS } from '../kit/decisions.js';
+import { customerEventId, DEDUPE_TTL_MS } from '../kit/decisions.js';
 import { KitAuthError, KitRejectedError, KitUnavailableError } from '../kit/errors.js';
 import type {
   AgentMessageCallback,
@@ -39,6 +39,7 @@ import type {
 import type { Logger } from '../logger.js';
 import type { MediaFetcher } from '../media/fetch.js';
 import { type MediaSigner, mediaUrl } from '../media/token.js';
+import type { Metrics } from '../metrics.js';
 import { type FailureKind, Outbox } from '../outbox.js';
 import { LeaseLostError, type OutboxItem, type Store } from '../store/store.js';
 import {
@@ -63,6 +64,8 @@ export interface RelayOptions {
   signer: MediaSigner;
   fetcher: MediaFetcher;
   logger: Logger;
+  /** Counters of both legs; none when absent. */
+  metrics?: Metrics;
   now?: () => number;
 }
 
@@ -103,6 +106,7 @@ export class Relay {
       leg: 'inbound',
       deliver: (item, work) => this.sendToKit(item, work),
       classify: classifyKitError,
+      ...(o.metrics ? { metrics: o.metrics.leg('inbound') } : {}),
     });
     this.outbound = new Outbox({
       ...common,
@@ -112,6 +116,7 @@ export class Relay {
       ...(o.config.notifyAgent !== false
         ? { onGiveUp: (item: OutboxItem, reason: string) => this.undelivered(item, reason) }
         : {}),
+      ...(o.metrics ? { metrics: o.metrics.leg('outbound') } : {}),
     });
   }
 
@@ -135,7 +140,10 @@ export class Relay {
     const { config, signer, logger } = this.o;
     const { clientId } = msg.client;
     if (msg.edited && config.edits === 'ignore') {
-      logger.debug({ clientId }, 'edited message ignored (KITBRIDGE_EDITS=ignore)');
+      logger.debug(
+        { leg: 'inbound', clientId, eventId: customerEventId(clientId, msg.messageId) },
+        'edited message ignored (KITBRIDGE_EDITS=ignore)',
+      );
       return 'accepted';
     }
     const profile = await this.clients.profileFor(msg.client);
@@ -146,7 +154,14 @@ export class Relay {
         maxFileBytes: this.maxFileBytes,
         onTooLarge: (file, limit) =>
           logger.warn(
-            { clientId, kind: file.kind, size: file.size, limit },
+            {
+              leg: 'inbound',
+              clientId,
+              eventId: customerEventId(clientId, msg.messageId),
+              kind: file.kind,
+              size: file.size,
+              limit,
+            },
             'customer file too large to relay; Kit gets a line of text instead',
           ),
       },
@@ -162,20 +177,33 @@ export class Relay {
       // failed record write must not make the platform resend the message.
       void this.clients
         .seen(msg.client, profile)
-        .catch((err: Error) => logger.warn({ clientId, err: err.message }, 'client record not updated'));
-    } else logger.debug({ clientId, messageId: msg.messageId }, 'duplicate customer message dropped');
+        .catch((err: Error) =>
+          logger.warn(
+            { leg: 'inbound', clientId, eventId: event.event_id, err: err.message },
+            'client record not updated',
+          ),
+        );
+    } else
+      logger.debug(
+        { leg: 'inbound', clientId, eventId: event.event_id, messageId: msg.messageId },
+        'duplicate customer message dropped',
+      );
     return result;
   };
 
   /** The media limits for one delivery: per target when the connector has them, else its static table. */
-  private async limitsFor(target: DeliveryTarget, signal: AbortSignal): Promise<MediaLimits> {
+  private async limitsFor(
+    target: DeliveryTarget,
+    signal: AbortSignal,
+    eventId: string,
+  ): Promise<MediaLimits> {
     const { connector, logger } = this.o;
     if (!hasTargetMediaLimits(connector)) return connector.mediaLimits;
     try {
       return await connector.mediaLimitsFor(target, signal);
     } catch (err) {
       logger.debug(
-        { clientId: target.clientId, err: (err as Error).message },
+        { leg: 'outbound', clientId: target.clientId, eventId, err: (err as Error).message },
         'media limits lookup failed; static limits used',
       );
       return connector.mediaLimits;
@@ -223,7 +251,12 @@ export class Relay {
   handleCallback = async (cb: KitCallback): Promise<CallbackOutcome> => {
     if (cb.kind === 'unknown') {
       this.o.logger.info(
-        { eventId: cb.event.event_id, type: cb.event.event_type },
+        {
+          leg: 'outbound',
+          clientId: cb.event.client_data?.client_id,
+          eventId: cb.event.event_id,
+          type: cb.event.event_type,
+        },
         'kit event of an unknown type acknowledged',
       );
       return 'ignored';
@@ -271,7 +304,7 @@ export class Relay {
         if (told) throw err;
         // No retry can skip the closing text: a stale record is the lesser harm than telling twice.
         logger.warn(
-          { clientId: item.clientId, err: (err as Error).message },
+          { leg: 'outbound', clientId: item.clientId, eventId: item.key, err: (err as Error).message },
           'client record not updated after Kit closed the conversation',
         );
       }
@@ -287,9 +320,10 @@ export class Relay {
     const prepared = await toAgentMessage(event, {
       fetcher: this.o.fetcher,
       // Looked up only when there are files to check against them.
-      limits: hasFiles ? await this.limitsFor(target, work.signal) : connector.mediaLimits,
+      limits: hasFiles ? await this.limitsFor(target, work.signal, item.key) : connector.mediaLimits,
       showAgentName: config.showAgentName,
       logger,
+      logFields: { leg: 'outbound', clientId: item.clientId, eventId: item.key },
     });
     let receipt: DeliveryReceipt | undefined;
     try {
@@ -317,7 +351,7 @@ export class Relay {
    */
   private async notify(item: OutboxItem, kind: NoticeKind, why: string): Promise<void> {
     const { logger } = this.o;
-    const log = { clientId: item.clientId, eventId: item.key, notice: kind };
+    const log = { leg: 'outbound', clientId: item.clientId, eventId: item.key, notice: kind };
     try {
       if (!(await this.conversationOpen(item.clientId))) {
         logger.info(log, 'agent not told: the conversation is closed');
@@ -354,7 +388,7 @@ export class Relay {
     } catch (err) {
       if (err instanceof LeaseLostError) throw err;
       this.o.logger.warn(
-        { clientId: item.clientId, err: (err as Error).message },
+        { leg: 'outbound', clientId: item.clientId, eventId: item.key, err: (err as Error).message },
         'could not record that the conversation close was sent',
       );
       return false;

@@ -22,6 +22,8 @@ export interface ToAgentMessageOptions {
   limits: MediaLimits;
   showAgentName: boolean;
   logger: Logger;
+  /** Put in every line logged here, so the message can be followed: leg, clientId, eventId. */
+  logFields?: Record<string, string>;
 }
 
 const MEDIA_KINDS = new Set(['photo', 'video', 'audio', 'document']);
@@ -87,7 +89,7 @@ export async function toAgentMessage(
       });
     } else {
       opts.logger.warn(
-        { eventId: event.event_id, type },
+        { eventId: event.event_id, ...opts.logFields, type },
         'agent payload item of an unsupported type skipped',
       );
     }
@@ -118,7 +120,7 @@ async function openAttachment(
   } catch (err) {
     const code = err instanceof MediaFetchError ? err.code : 'network';
     opts.logger.warn(
-      { kind, code, reason: (err as Error).message },
+      { ...opts.logFields, kind, code, reason: (err as Error).message },
       'agent file not sent; the customer gets a link',
     );
     return code === 'too-large'
@@ -138,7 +140,7 @@ async function openAttachment(
     } else {
       first.stream.destroy();
       opts.logger.warn(
-        { kind, contentType: first.contentType },
+        { ...opts.logFields, kind, contentType: first.contentType },
         'agent file type not accepted by the platform; sent as a link',
       );
       return {

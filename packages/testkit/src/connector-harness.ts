@@ -47,6 +47,8 @@ export class TestContext {
   readonly checkpoints = new Map<string, string>();
   /** Names of the exclusive jobs the connector runs, and whether each is running. */
   readonly jobs = new Map<string, { running: boolean; abort: AbortController }>();
+  /** The waits of every `ctx.metrics.rateLimited` call, ms, in order. */
+  readonly rateLimits: number[] = [];
   /** Log lines as written (only with `captureLogs`). */
   readonly logLines: string[] = [];
   readonly abort = new AbortController();
@@ -133,6 +135,12 @@ export class TestContext {
             this.notify();
           });
         return Promise.resolve('running' as const);
+      },
+      metrics: {
+        rateLimited: (waitMs) => {
+          this.rateLimits.push(waitMs);
+          this.notify();
+        },
       },
     };
   }

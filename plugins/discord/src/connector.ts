@@ -72,6 +72,7 @@ import {
 } from './inbound.js';
 import { DEFAULT_UPLOAD_BYTES, intentsFor, inviteUrl, mediaLimitsOf, uploadLimitForTier } from './limits.js';
 import { type OutPayload, type PlanContext, planMessage, planText } from './outbound.js';
+import { countingMakeRequest } from './rate-limits.js';
 import { newRestAgent, type RestAgent } from './rest-agent.js';
 import { type RawThread, SupportThreads } from './threads.js';
 
@@ -199,6 +200,7 @@ export class DiscordConnector
       // A long wait goes back to the outbox (RetryableDeliveryError with the wait), a short one is slept here.
       rejectOnRateLimit: (data: { retryAfter: number; timeToReset: number }) =>
         Math.max(data.retryAfter, data.timeToReset) > maxWait,
+      makeRequest: countingMakeRequest(() => this.ctx?.metrics),
     };
     this.rest = new REST({
       ...restOptions,

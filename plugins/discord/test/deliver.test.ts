@@ -266,6 +266,8 @@ describe('failures', () => {
     expect(err).toBeInstanceOf(RetryableDeliveryError);
     expect((err as RetryableDeliveryError).retryAfterMs).toBeGreaterThanOrEqual(119_000);
     expect(contents(ALICE)).toEqual(['warm up', 'after a short wait']);
+    // Both 429s are counted for core's metrics, the one @discordjs/rest waited out too.
+    expect(tc.rateLimits).toEqual([300, 120_000]);
   });
 
   it('a POST whose answer was lost is retried by @discordjs/rest with the same nonce: one message', async () => {

@@ -35,7 +35,7 @@ import {
   silentLogger,
   sleep,
 } from '@kitbridge/core';
-import { WebClient } from '@slack/web-api';
+import { WebClient, WebClientEvent } from '@slack/web-api';
 import { Agent } from 'undici';
 import { CLIENT_ID_PREFIX, parseClientId } from './client-id.js';
 import { DEFAULT_API_URL } from './config.js';
@@ -151,6 +151,10 @@ export class SlackConnector implements ChannelConnector, ConfigValidating, SelfC
       logger: log,
       secrets: this.secrets,
     });
+    // Every Web API 429, whichever call got it (the SDK emits it before it rejects the call).
+    this.web.on(WebClientEvent.RATE_LIMITED, (retrySec: number) =>
+      this.ctx?.metrics.rateLimited(retrySec * 1000),
+    );
     this.files = new SlackFiles({ web: this.web, token: opts.botToken, apiUrl: this.apiUrl });
     this.names = new Names(this.web, log, () => this.hasScope('users:read') !== false);
     this.pacer = new ChannelPacer(opts.pacing);
@@ -158,6 +162,7 @@ export class SlackConnector implements ChannelConnector, ConfigValidating, SelfC
       web: this.web,
       pacer: this.pacer,
       canCustomize: () => this.hasScope('chat:write.customize') === true,
+      rateLimited: (waitMs) => this.ctx?.metrics.rateLimited(waitMs),
       dispatcher: () => {
         this.uploadAgent ??= new Agent({ connections: 8, headersTimeout: 120_000, bodyTimeout: 120_000 });
         return this.uploadAgent;

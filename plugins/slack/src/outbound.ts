@@ -47,6 +47,8 @@ export interface OutboundDeps {
   canCustomize(): boolean;
   /** Dispatcher for the upload POSTs. */
   dispatcher(): Dispatcher;
+  /** Told of a 429 from the upload URL (the Web API's are counted from the WebClient's event). */
+  rateLimited?(waitMs: number): void;
 }
 
 /** The agent's name as core wrote it in front of the text, when it did. */
@@ -142,10 +144,9 @@ async function uploadFile(
     const answer = (await res.body.text()).slice(0, 200);
     if (res.statusCode === 429) {
       const after = Number(res.headers['retry-after']);
-      throw new RetryableDeliveryError(
-        'Slack rate limit (upload)',
-        Number.isFinite(after) && after > 0 ? after * 1000 : 1_000,
-      );
+      const waitMs = Number.isFinite(after) && after > 0 ? after * 1000 : 1_000;
+      deps.rateLimited?.(waitMs);
+      throw new RetryableDeliveryError('Slack rate limit (upload)', waitMs);
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       throw new Error(

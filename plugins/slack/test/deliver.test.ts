@@ -193,6 +193,8 @@ describe('Slack errors', () => {
     const u = await conn.deliver(target, agentMessage({ attachments: [a] }), work()).catch((x: unknown) => x);
     expect(u).toBeInstanceOf(RetryableDeliveryError);
     expect((u as RetryableDeliveryError).retryAfterMs).toBe(7_000);
+    // Counted for core's metrics: the Web API's from the WebClient's event, the upload's by the connector.
+    expect(tc.rateLimits).toEqual([30_000, 7_000]);
   });
 
   it('channel_not_found, is_archived, not_in_channel, user_not_found are permanent; 5xx and token trouble are retried', async () => {

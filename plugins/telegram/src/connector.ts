@@ -43,6 +43,7 @@ import { SELF_HOSTED_MEDIA_LIMITS, TELEGRAM_MEDIA_LIMITS } from './limits.js';
 import { grammySignal, planMessage, planText, type Step } from './outbound.js';
 import { type PacingOptions, pacing } from './pacing.js';
 import { ALLOWED_UPDATES, Poller, type PollingOptions } from './polling.js';
+import { countRateLimits } from './rate-limits.js';
 import { checkUpdate } from './update-schema.js';
 import { createWebhookRoute, WEBHOOK_PATH } from './webhook.js';
 
@@ -100,8 +101,9 @@ export class TelegramConnector
     this.mediaLimits = this.apiRoot === DEFAULT_API_ROOT ? TELEGRAM_MEDIA_LIMITS : SELF_HOSTED_MEDIA_LIMITS;
     this.logger = opts.logger ?? silentLogger;
     this.bot = new Bot(opts.token, { client: { apiRoot: this.apiRoot } });
-    // Innermost first: pacing sees every attempt, auto-retry wraps it.
+    // Innermost first: pacing and the 429 count see every attempt, auto-retry wraps them.
     this.bot.api.config.use(pacing(opts.pacing));
+    this.bot.api.config.use(countRateLimits(() => this.ctx?.metrics));
     this.bot.api.config.use(
       autoRetry({
         maxRetryAttempts: opts.autoRetry?.maxRetryAttempts ?? 3,

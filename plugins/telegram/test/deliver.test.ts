@@ -10,6 +10,7 @@ const target = { clientId: 'tg:4242' };
 describe('TelegramConnector, delivery', () => {
   let tg: FakeTelegram;
   let conn: TelegramConnector;
+  let tc: TestContext;
   const files = new FileServer();
 
   beforeAll(async () => {
@@ -21,7 +22,8 @@ describe('TelegramConnector, delivery', () => {
   beforeEach(async () => {
     tg = await new FakeTelegram().start();
     conn = testConnector(tg, { autoRetry: { maxRetryAttempts: 2, maxDelaySeconds: 5 } });
-    await conn.start(new TestContext().ctx);
+    tc = new TestContext();
+    await conn.start(tc.ctx);
   });
   afterEach(async () => {
     await conn.stop();
@@ -142,6 +144,8 @@ describe('TelegramConnector, delivery', () => {
     const calls = tg.callsOf('sendMessage');
     expect(calls).toHaveLength(2);
     expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(950);
+    // Counted for core's metrics, though auto-retry waited it out inside the call.
+    expect(tc.rateLimits).toEqual([1000]);
   });
 
   it('429 beyond the retry budget is a RetryableDeliveryError carrying retry_after', async () => {
@@ -157,6 +161,7 @@ describe('TelegramConnector, delivery', () => {
     expect(err).toBeInstanceOf(RetryableDeliveryError);
     expect((err as RetryableDeliveryError).retryAfterMs).toBe(3_600_000);
     expect(tg.callsOf('sendMessage')).toHaveLength(1);
+    expect(tc.rateLimits).toEqual([3_600_000]);
   });
 
   it('a retried delivery resumes after the steps recorded in its progress, and honours the deadline', async () => {
