@@ -113,6 +113,22 @@ describe('core configuration', () => {
     expect(coreSecrets(c)).toContain(good);
   });
 
+  it('KITBRIDGE_METRICS_TOKEN: optional, at least 16 printable characters, a secret', () => {
+    const config = (v?: string) =>
+      coreConfigFromEnv(parseEnv(coreEnvSchema, { ...valid, KITBRIDGE_METRICS_TOKEN: v }));
+    expect(config().metricsToken).toBeUndefined();
+    const c = config('metrics-token-0123456789');
+    expect(c.metricsToken).toBe('metrics-token-0123456789');
+    expect(coreSecrets(c)).toContain('metrics-token-0123456789');
+    expect(coreSecrets(config())).toHaveLength(3);
+    const short = problems({ ...valid, KITBRIDGE_METRICS_TOKEN: 'short-one' });
+    expect(short).toMatch(/KITBRIDGE_METRICS_TOKEN: must be at least 16 characters/);
+    expect(short).not.toContain('short-one');
+    expect(problems({ ...valid, KITBRIDGE_METRICS_TOKEN: 'has a space in the middle' })).toMatch(
+      /KITBRIDGE_METRICS_TOKEN: must be printable ASCII without spaces/,
+    );
+  });
+
   it('never echoes a secret value in its message', () => {
     const msg = problems({ ...valid, KITBRIDGE_MEDIA_SECRET: 'tiny-secret-9' });
     expect(msg).not.toContain('tiny-secret-9');
