@@ -157,6 +157,28 @@ describe('KitClient token lifecycle', () => {
     expect(kit.events).toHaveLength(1);
   });
 
+  it('counts every login and refresh by outcome for the metrics, once per operation, not per HTTP try', async () => {
+    const counted: string[] = [];
+    const metrics = { auth: (op: string, outcome: string) => counted.push(`${op} ${outcome}`) };
+    let now = Date.now();
+    const c = client({ now: () => now, metrics });
+    await c.login();
+    now += 13 * 60_000;
+    await c.send(event(1));
+    kit.expireRefreshTokens();
+    now += 13 * 60_000;
+    await c.send(event(2));
+    expect(counted).toEqual(['login success', 'refresh success', 'refresh failure', 'login success']);
+    counted.length = 0;
+    const wrong = client({ apiToken: 'WRONG-TOKEN-must-not-leak-77', metrics, maxAttempts: 2 });
+    await wrong.login().catch(() => {});
+    kit.outage('on');
+    await client({ metrics, maxAttempts: 2 })
+      .login()
+      .catch(() => {});
+    expect(counted).toEqual(['login failure', 'login failure']);
+  });
+
   it('on a 401 whose refresh fails: logs in again and retries once', async () => {
     const c = client();
     await c.send(event(1));
