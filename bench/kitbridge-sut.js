@@ -3,6 +3,15 @@ import { run } from '../packages/cli/dist/index.js';
 
 const bridge = await run('telegram', process.env);
 process.send({ ready: true, port: bridge.address.port });
+// BENCH_SCRAPE_MS=1000: GET /metrics that often while the bench runs, as Prometheus would (it
+// scrapes every 15 s or so), to show what collecting the metrics costs; the scrape's CPU counts.
+const scrapeMs = Number(process.env.BENCH_SCRAPE_MS);
+if (scrapeMs > 0)
+  setInterval(() => {
+    fetch(`${bridge.url}/metrics`)
+      .then((r) => r.text())
+      .catch(() => {});
+  }, scrapeMs).unref();
 process.on('message', async (m) => {
   if (m === 'stats')
     process.send({

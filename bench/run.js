@@ -63,6 +63,8 @@ const baseEnv = {
   TELEGRAM_API_ROOT: tg.url,
   TELEGRAM_MODE: 'webhook',
   TELEGRAM_WEBHOOK_SECRET: SECRET,
+  // kitbridge-sut.js scrapes its own GET /metrics this often (ms) when set.
+  ...(process.env.BENCH_SCRAPE_MS ? { BENCH_SCRAPE_MS: process.env.BENCH_SCRAPE_MS } : {}),
 };
 
 function startChild(script, env) {
