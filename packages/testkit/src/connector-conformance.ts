@@ -253,6 +253,9 @@ export function connectorConformance(driver: ConformanceDriver): void {
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RetryableDeliveryError);
       expect((err as RetryableDeliveryError).retryAfterMs).toBeGreaterThan(0);
+      // Counted for core's metrics (kitbridge_platform_rate_limits_total), with the platform's wait.
+      expect(tc.rateLimits.length, 'the 429 reported with ctx.metrics.rateLimited').toBeGreaterThan(0);
+      expect(tc.rateLimits.at(-1)).toBeGreaterThanOrEqual(3_590_000);
       await expect(
         c.deliver(
           { clientId: 'not-a-client-of-this-platform' },
