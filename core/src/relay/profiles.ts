@@ -33,14 +33,18 @@ export class LateProfiles {
    * message's own fields win). Never rejects; the stored event is not changed.
    */
   async enrich(event: CustomerEvent, target: DeliveryTarget, signal: AbortSignal): Promise<CustomerEvent> {
-    const profile = await this.lookup(target, signal);
+    const profile = await this.lookup(target, signal, event.event_id);
     if (!profile) return event;
     const late = clientDataOf(target.clientId, profile, this.mediaUrlFor);
     const merged: ClientData = { ...late, ...event.client_data };
     return { ...event, client_data: merged };
   }
 
-  private async lookup(target: DeliveryTarget, signal: AbortSignal): Promise<ClientProfile | undefined> {
+  private async lookup(
+    target: DeliveryTarget,
+    signal: AbortSignal,
+    eventId: string,
+  ): Promise<ClientProfile | undefined> {
     // The hot path: a known customer costs a map lookup, no timer, no signal.
     if (this.cache.has(target.clientId)) return this.cache.peek(target.clientId);
     const timeout = AbortSignal.timeout(this.timeoutMs);
@@ -48,7 +52,7 @@ export class LateProfiles {
     const load = this.cache.get(target.clientId, () =>
       this.connector.resolveProfile(target, both).catch((err: unknown) => {
         this.logger.debug(
-          { clientId: target.clientId, err: (err as Error)?.message },
+          { leg: 'inbound', clientId: target.clientId, eventId, err: (err as Error)?.message },
           'profile lookup failed',
         );
         return undefined;
