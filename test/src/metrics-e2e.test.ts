@@ -160,13 +160,16 @@ describe('GET /metrics through a running bridge', () => {
     const text = await scrapeUntil(
       (t) =>
         sample(t, 'kitbridge_dead_letters_total', { ...outbound, reason: 'permanent' }) === 1 &&
+        sample(t, 'kitbridge_messages_delivered_total', inbound) === 4 &&
         sample(t, 'kitbridge_media_requests_total', { status: '200' }) === 1,
-      'the outbound dead letter',
+      'the outbound dead letter, and the agent told of it',
     );
-    // Inbound: one, refused, waits, the photo; the redelivery dropped.
-    expect(sample(text, 'kitbridge_messages_received_total', inbound)).toBe(4);
-    expect(sample(text, 'kitbridge_messages_delivered_total', inbound)).toBe(3);
-    expect(sample(text, 'kitbridge_delivery_latency_seconds_count', inbound)).toBe(3);
+    // Inbound: one, refused, waits, the photo, and the agent's notice of the reply that could not
+    // reach the customer (KITBRIDGE_NOTIFY_AGENT); the redelivery dropped.
+    expect(kit.events).toHaveLength(4);
+    expect(sample(text, 'kitbridge_messages_received_total', inbound)).toBe(5);
+    expect(sample(text, 'kitbridge_messages_delivered_total', inbound)).toBe(4);
+    expect(sample(text, 'kitbridge_delivery_latency_seconds_count', inbound)).toBe(4);
     expect(sample(text, 'kitbridge_delivery_failures_total', { ...inbound, class: 'permanent' })).toBe(1);
     expect(sample(text, 'kitbridge_outbox_dead', inbound)).toBe(1);
     // Outbound: two callbacks, one delivered, one dead; the 429 was waited out, not a failed attempt.
