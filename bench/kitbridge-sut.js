@@ -1,5 +1,8 @@
 // kitbridge as an operator runs it (`kitbridge run telegram`, webhook mode), in a child process.
-import { run } from '../packages/cli/dist/index.js';
+// BENCH_AB: another checkout's build (an A/B in one run); this one's by default.
+const { run } = await import(
+  process.env.BENCH_CLI ? new URL(`file://${process.env.BENCH_CLI}`).href : '../packages/cli/dist/index.js'
+);
 
 const bridge = await run('telegram', process.env);
 process.send({ ready: true, port: bridge.address.port });

@@ -67,6 +67,24 @@ const baseEnv = {
   ...(process.env.BENCH_SCRAPE_MS ? { BENCH_SCRAPE_MS: process.env.BENCH_SCRAPE_MS } : {}),
 };
 
+/**
+ * BENCH_AB=/path/to/other/checkout (built): the same system from that checkout's packages, taking
+ * turns with this one's in each round, so that two commits compare on one machine at one time.
+ */
+function abSystem(name, env) {
+  const dir = process.env.BENCH_AB;
+  if (!dir) return [];
+  return [
+    [
+      'ab',
+      name,
+      'kitbridge-sut.js',
+      { ...baseEnv, ...env, BENCH_CLI: join(dir, 'packages/cli/dist/index.js') },
+      4_000_000,
+    ],
+  ];
+}
+
 function startChild(script, env) {
   // BENCH_PROFILE=1 writes a .cpuprofile of each process under test into the working directory.
   // BENCH_TRACE_GC=1 prints each process under test's garbage collections.
@@ -460,7 +478,8 @@ if (LEG !== 'outbound') {
       { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench.db')}` },
       3_000_000,
     ],
-  ].filter(([key]) => !only || only === key);
+    ...abSystem('kitbridge at BENCH_AB, SQLite', { KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench-ab.db')}` }),
+  ].filter(([key]) => !only || only.split(',').includes(key));
   const results = await runLeg(systems, startInbound, inboundRound);
 
   console.log(
@@ -499,7 +518,11 @@ if (LEG !== 'inbound') {
       { ...baseEnv, KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench-out.db')}`, TELEGRAM_MAX_PER_SECOND: '0' },
       3_000_000,
     ],
-  ].filter(([key]) => !only || only === key);
+    ...abSystem('kitbridge at BENCH_AB, SQLite, unpaced', {
+      KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench-out-ab.db')}`,
+      TELEGRAM_MAX_PER_SECOND: '0',
+    }),
+  ].filter(([key]) => !only || only.split(',').includes(key));
   const results = await runLeg(systems, startOutbound, outboundRound);
 
   console.log(
