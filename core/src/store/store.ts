@@ -239,6 +239,17 @@ export interface Store {
   /** Gives a held job lease up (no-op when it is not held with `fence`). */
   releaseJob(name: string, fence: number): Promise<void>;
 
+  // -- wake-ups (optional) ----------------------------------------------------
+  /**
+   * Calls `listener` soon after another writer (a replica, an operator's
+   * revive) made work on `leg` that its own worker did not take at once, so
+   * that a worker need not wait for its next `nextDue` poll. Best effort: a
+   * missed call must cost no more than a poll's delay, so callers keep polling.
+   * Returns the unsubscribe. Must not throw, and must not call `listener`
+   * synchronously. Stores that one process owns (memory, SQLite) leave it out.
+   */
+  onWork?(leg: Leg, listener: () => void): () => void;
+
   // -- housekeeping -----------------------------------------------------------
   /** Removes expired dedupe keys; returns how many. */
   prune(now: number): Promise<number>;
