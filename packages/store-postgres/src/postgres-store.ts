@@ -33,8 +33,6 @@ export interface PostgresStoreOptions {
    * database's (`clock_timestamp()`), so that every replica judges leases alike.
    */
   clock?: () => number;
-  /** Open for operator tools: migrates nothing (refuses an out-of-date schema) and listens for nothing. */
-  readonly?: boolean;
 }
 
 interface ClientRow {
@@ -156,8 +154,8 @@ export class PostgresStore implements Store {
     pool.on('error', () => {});
     const store = new PostgresStore(pool, connection, parsed.redacted, parsed.schema, opts.clock);
     try {
-      await store.migrate(opts.readonly ?? false);
-      if (!opts.readonly) await store.probeWrite();
+      await store.migrate();
+      await store.probeWrite();
     } catch (err) {
       await pool.end().catch(() => {});
       if (err instanceof PostgresStoreOpenError) throw err;
@@ -681,7 +679,7 @@ export class PostgresStore implements Store {
    * transaction-scoped advisory lock of this schema: replicas starting together
    * migrate once, the others wait and find it done.
    */
-  private async migrate(readonly: boolean): Promise<void> {
+  private async migrate(): Promise<void> {
     const s = quoteIdent(this.schema);
     const versionTable = `${s}.schema_version`;
     const check = (v: number) => {
@@ -701,12 +699,6 @@ export class PostgresStore implements Store {
     const seen = await read(this.pool);
     check(seen);
     if (seen === SCHEMA_VERSION) return;
-    if (readonly) {
-      throw new PostgresStoreOpenError(
-        this.description,
-        `its schema version ${seen} is older than ${SCHEMA_VERSION}; start kitbridge run once to migrate it`,
-      );
-    }
     await this.tx(async (db) => {
       await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
         `kitbridge:migrate:${this.schema}`,
