@@ -82,6 +82,7 @@ export class Bridge {
     this.jobs = new SingletonJobs({
       store: this.store,
       owner: `${hostname()}:${process.pid}`,
+      ...(options.config.outbox?.leaseMs ? { leaseMs: options.config.outbox.leaseMs } : {}),
       logger: this.logger.child({ part: 'jobs' }),
     });
     const store = this.store;
