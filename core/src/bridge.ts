@@ -28,7 +28,7 @@ import { createMetricsRoute, Metrics } from './metrics.js';
 import type { Relay } from './relay/relay.js';
 import { backoffDelay, sleep } from './retry.js';
 import { MemoryStore } from './store/memory.js';
-import type { Store } from './store/store.js';
+import type { Store, StoreHealth } from './store/store.js';
 
 const PRUNE_INTERVAL_MS = 60 * 60_000;
 
@@ -192,15 +192,24 @@ export class Bridge {
   }
 
   /**
-   * Ready: Kit accepted our credentials once, the connector is connected or on
+   * Ready: Kit accepted our credentials once, the store answers, the connector is connected or on
    * standby (another replica holds its singleton job), and the bridge is not stopping. Kit outages later do not unready: the outbox absorbs them.
    */
-  ready(): { ready: boolean; stopping: boolean; kit: boolean; connector: ConnectionStatus } {
+  ready(): {
+    ready: boolean;
+    stopping: boolean;
+    kit: boolean;
+    store: StoreHealth;
+    connector: ConnectionStatus;
+  } {
     const connector = this.options.connector.status();
+    // A store outage unreadies: intake answers 503 meanwhile, and /readyz says so.
+    const store = this.store.health?.() ?? { ok: true };
     return {
-      ready: !this.stopRequested && this.kitReady && isReadyState(connector.state),
+      ready: !this.stopRequested && this.kitReady && store.ok && isReadyState(connector.state),
       stopping: this.stopRequested,
       kit: this.kitReady,
+      store,
       connector,
     };
   }

@@ -86,6 +86,9 @@ export interface Claim {
   fence: number;
 }
 
+/** What {@link Store.health} reports. `reason` is for operators; it never carries credentials. */
+export type StoreHealth = { ok: true } | { ok: false; reason: string };
+
 /** Who asks for a lease, and for how long. */
 export interface LeaseRequest {
   /** The claiming worker (host, pid, leg...): for diagnostics; leases are told apart by their fence. */
@@ -249,6 +252,13 @@ export interface Store {
    * synchronously. Stores that one process owns (memory, SQLite) leave it out.
    */
   onWork?(leg: Leg, listener: () => void): () => void;
+
+  /**
+   * Whether the store answers now, as its last calls found it (no I/O): a
+   * store on a server reports an outage here so that `/readyz` can say why it
+   * is not ready. Must not throw. Absent: always available (an embedded store).
+   */
+  health?(): StoreHealth;
 
   // -- housekeeping -----------------------------------------------------------
   /** Removes expired dedupe keys; returns how many. */
