@@ -51,3 +51,14 @@ export function isRetryable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return code === '40P01' || code === '40001';
 }
+
+/**
+ * The database cannot be reached or is going away: a socket error, a
+ * connection node-postgres gave up on (ended, timed out), a connection
+ * exception (SQLSTATE 08), or the server shutting down or starting (57P).
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string') return /^E[A-Z]+$/.test(e.code) || /^(08|57P)/.test(e.code);
+  return /connection|timeout|terminated|not queryable/i.test(String(e.message));
+}

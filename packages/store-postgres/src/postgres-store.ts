@@ -12,9 +12,16 @@ import {
   type OutboxItem,
   type OutboxStats,
   type Store,
+  type StoreHealth,
 } from '@kitbridge/core';
 import pg from 'pg';
-import { describePgError, isRetryable, isServerError, PostgresStoreOpenError } from './errors.js';
+import {
+  describePgError,
+  isConnectionError,
+  isRetryable,
+  isServerError,
+  PostgresStoreOpenError,
+} from './errors.js';
 import { Listener } from './listener.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { decodeText, encodeText, scrubText } from './text.js';
@@ -109,6 +116,8 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private listener?: Listener;
   private closed = false;
+  /** Why the database cannot be reached, since the last call that found so (see health). */
+  private outage?: string;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -167,15 +176,14 @@ export class PostgresStore implements Store {
   // ---------------------------------------------------------------- clients
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
-    const { rows } = await this.pool.query<ClientRow>(
-      `SELECT * FROM ${this.t.clients} WHERE client_id = $1`,
-      [encodeText(clientId)],
-    );
+    const { rows } = await this.query<ClientRow>(`SELECT * FROM ${this.t.clients} WHERE client_id = $1`, [
+      encodeText(clientId),
+    ]);
     return rows[0] && toClient(rows[0]);
   }
 
   async saveClient(record: ClientRecord): Promise<void> {
-    await this.writeClient(this.pool, record);
+    await this.observe(this.writeClient(this.pool, record));
   }
 
   /** Read, merge and write under the row's lock: concurrent patches of different fields all land. */
@@ -348,7 +356,7 @@ export class PostgresStore implements Store {
   }
 
   async renew(leg: Leg, clientId: string, fence: number, leaseMs: number): Promise<void> {
-    const { rowCount } = await this.pool.query(
+    const { rowCount } = await this.query(
       `UPDATE ${this.t.leases} SET expires_at = ${this.nowSql} + $5::bigint
        WHERE leg = $2 AND client_id = $3 AND fence = $4`,
       [this.clockParam(), leg, encodeText(clientId), fence, leaseMs],
@@ -357,7 +365,7 @@ export class PostgresStore implements Store {
   }
 
   async nextDue(leg: Leg): Promise<number | undefined> {
-    const { rows } = await this.pool.query<{ at: number | null }>(
+    const { rows } = await this.query<{ at: number | null }>(
       `WITH heads AS (
          SELECT DISTINCT ON (client_id) client_id, next_attempt_at FROM ${this.t.outbox}
          WHERE leg = $1 AND state = 'pending' ORDER BY client_id, id
@@ -450,7 +458,7 @@ export class PostgresStore implements Store {
 
   /** The platform message ids {@link PostgresStore.complete} kept with the dedupe key of `key`, while the key is kept. */
   async deliveredIds(leg: Leg, key: string): Promise<string[] | undefined> {
-    const { rows } = await this.pool.query<{ platform_ids: string[] | null }>(
+    const { rows } = await this.query<{ platform_ids: string[] | null }>(
       `SELECT platform_ids FROM ${this.t.dedupe} WHERE leg = $1 AND key = $2`,
       [leg, encodeText(key)],
     );
@@ -460,7 +468,7 @@ export class PostgresStore implements Store {
   // ---------------------------------------------------------------- operators
 
   async pending(leg: Leg): Promise<OutboxItem[]> {
-    const { rows } = await this.pool.query<OutboxRow>(
+    const { rows } = await this.query<OutboxRow>(
       `SELECT * FROM ${this.t.outbox} WHERE leg = $1 AND state = 'pending' ORDER BY id`,
       [leg],
     );
@@ -468,7 +476,7 @@ export class PostgresStore implements Store {
   }
 
   async list(filter: { leg?: Leg; state?: 'pending' | 'dead'; limit?: number }): Promise<OutboxItem[]> {
-    const { rows } = await this.pool.query<OutboxRow>(
+    const { rows } = await this.query<OutboxRow>(
       `SELECT * FROM ${this.t.outbox}
        WHERE ($1::text IS NULL OR leg = $1) AND ($2::text IS NULL OR state = $2)
        ORDER BY id LIMIT $3`,
@@ -479,7 +487,7 @@ export class PostgresStore implements Store {
 
   async get(id: number): Promise<OutboxItem | undefined> {
     if (!Number.isSafeInteger(id)) return undefined;
-    const { rows } = await this.pool.query<OutboxRow>(`SELECT * FROM ${this.t.outbox} WHERE id = $1`, [id]);
+    const { rows } = await this.query<OutboxRow>(`SELECT * FROM ${this.t.outbox} WHERE id = $1`, [id]);
     return rows[0] && toItem(rows[0]);
   }
 
@@ -499,12 +507,12 @@ export class PostgresStore implements Store {
 
   async drop(id: number): Promise<boolean> {
     if (!Number.isSafeInteger(id)) return false;
-    const { rowCount } = await this.pool.query(`DELETE FROM ${this.t.outbox} WHERE id = $1`, [id]);
+    const { rowCount } = await this.query(`DELETE FROM ${this.t.outbox} WHERE id = $1`, [id]);
     return (rowCount ?? 0) > 0;
   }
 
   async stats(): Promise<OutboxStats[]> {
-    const { rows } = await this.pool.query<{
+    const { rows } = await this.query<{
       leg: Leg;
       pending: number;
       dead: number;
@@ -534,7 +542,7 @@ export class PostgresStore implements Store {
   // ---------------------------------------------------------------- cursors and singleton jobs
 
   async getCheckpoint(key: string): Promise<string | undefined> {
-    const { rows } = await this.pool.query<{ value: string }>(
+    const { rows } = await this.query<{ value: string }>(
       `SELECT value FROM ${this.t.checkpoints} WHERE key = $1`,
       [encodeText(key)],
     );
@@ -542,7 +550,7 @@ export class PostgresStore implements Store {
   }
 
   async setCheckpoint(key: string, value: string): Promise<void> {
-    await this.pool.query(
+    await this.query(
       `INSERT INTO ${this.t.checkpoints} (key, value) VALUES ($1, $2)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       [encodeText(key), encodeText(value)],
@@ -550,7 +558,7 @@ export class PostgresStore implements Store {
   }
 
   async acquireJob(name: string, owner: string, leaseMs: number): Promise<number | undefined> {
-    const { rows } = await this.pool.query<{ fence: number }>(
+    const { rows } = await this.query<{ fence: number }>(
       `INSERT INTO ${this.t.jobs} AS j (name, fence, owner, expires_at)
        VALUES ($2, ${this.t.fences}, $3, ${this.nowSql} + $4::bigint)
        ON CONFLICT (name) DO UPDATE SET fence = excluded.fence, owner = excluded.owner, expires_at = excluded.expires_at
@@ -562,7 +570,7 @@ export class PostgresStore implements Store {
   }
 
   async renewJob(name: string, fence: number, leaseMs: number): Promise<void> {
-    const { rowCount } = await this.pool.query(
+    const { rowCount } = await this.query(
       `UPDATE ${this.t.jobs} SET expires_at = ${this.nowSql} + $4::bigint WHERE name = $2 AND fence = $3`,
       [this.clockParam(), encodeText(name), fence, leaseMs],
     );
@@ -570,10 +578,7 @@ export class PostgresStore implements Store {
   }
 
   async releaseJob(name: string, fence: number): Promise<void> {
-    await this.pool.query(`DELETE FROM ${this.t.jobs} WHERE name = $1 AND fence = $2`, [
-      encodeText(name),
-      fence,
-    ]);
+    await this.query(`DELETE FROM ${this.t.jobs} WHERE name = $1 AND fence = $2`, [encodeText(name), fence]);
   }
 
   // ---------------------------------------------------------------- wake-ups and housekeeping
@@ -590,7 +595,7 @@ export class PostgresStore implements Store {
   }
 
   async prune(now: number): Promise<number> {
-    const { rowCount } = await this.pool.query(`DELETE FROM ${this.t.dedupe} WHERE expires_at <= $1`, [now]);
+    const { rowCount } = await this.query(`DELETE FROM ${this.t.dedupe} WHERE expires_at <= $1`, [now]);
     return rowCount ?? 0;
   }
 
@@ -602,7 +607,31 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
+  /** Unavailable since the last call that could not reach the database, until one succeeds (no I/O). */
+  health(): StoreHealth {
+    return this.outage ? { ok: false, reason: this.outage } : { ok: true };
+  }
+
   // ---------------------------------------------------------------- internals
+
+  /** A statement on any pooled connection, its outcome noted for {@link PostgresStore.health}. */
+  private query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.observe(this.pool.query<R>(text, values));
+  }
+
+  private async observe<T>(p: Promise<T>): Promise<T> {
+    try {
+      const r = await p;
+      this.outage = undefined;
+      return r;
+    } catch (err) {
+      if (isConnectionError(err)) this.outage = `PostgreSQL unreachable: ${describePgError(err)}`;
+      throw err;
+    }
+  }
 
   /** The test clock's now for `$1`, or null: the database's clock then. */
   private clockParam(): number | null {
@@ -655,7 +684,11 @@ export class PostgresStore implements Store {
    * deadlock or serialization failure. A connection that failed (not a server
    * error) is dropped from the pool, not reused.
    */
-  private async tx<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  private tx<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.observe(this.transaction(work));
+  }
+
+  private async transaction<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const db = await this.pool.connect();
       try {
