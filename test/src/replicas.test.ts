@@ -160,6 +160,7 @@ async function until(
 }
 
 async function startReplicas(mode: 'webhook' | 'polling'): Promise<void> {
+  const logins = kit.logins;
   const store = storeUrl(`${mode}_${schema++}`);
   const ports = await Promise.all([freePort(), freePort(), freePort()]);
   // Started together: migrations must not race.
@@ -167,6 +168,8 @@ async function startReplicas(mode: 'webhook' | 'polling'): Promise<void> {
   for (const r of replicas) {
     await until(async () => (await readyz(r.port)).status === 200, `replica ${r.port} to be ready`);
   }
+  // Each replica holds a Kit session of its own: one login each, no more.
+  expect(kit.logins - logins).toBe(replicas.length);
 }
 
 /** Retries like the platforms and Kit do until the bridge answers 200; the same body every time. */
@@ -303,11 +306,17 @@ describe('three replicas on PostgreSQL behind one URL', () => {
     send(0, MESSAGES / 2);
     await until(() => kitMessages().length >= CUSTOMERS * 2, 'the first messages at Kit');
     await stop(replicas[poller]!, 'SIGKILL');
+    // Kit revokes every session meanwhile: the survivors log in again, once each at most.
+    const logins = kit.logins;
+    kit.expireAccessTokens();
+    kit.expireRefreshTokens();
     send(MESSAGES / 2, MESSAGES);
     // Another replica takes the polling lease over once the dead one's runs out (3 s).
     await until(async () => (await states()).filter((x) => x === 'connected').length === 1, 'a new poller');
     await until(() => kitMessages().length >= CUSTOMERS * MESSAGES, 'every message at Kit');
     expectKitGotEachOnceInOrder();
+    expect(kit.logins - logins).toBeGreaterThanOrEqual(1);
+    expect(kit.logins - logins).toBeLessThanOrEqual(2);
     // Agent replies through the proxy still reach the customers, whichever replica takes them.
     const callbackUrl = `${proxy.url}/kit/callback`;
     await Promise.all(
