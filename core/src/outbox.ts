@@ -198,7 +198,7 @@ export class Outbox {
         }, lagLogIntervalMs),
       );
     for (const t of this.housekeeping) t.unref();
-    this.unsubscribe = this.opts.store.onWork?.(this.opts.leg, () => this.more());
+    this.unsubscribe = this.opts.store.onWork?.(this.opts.leg, () => this.wakeUp());
     this.maybeMore = true;
     await Promise.all([this.refill(true), this.probe(), this.readBacklog()]);
   }

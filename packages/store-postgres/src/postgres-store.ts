@@ -385,7 +385,7 @@ export class PostgresStore implements Store {
     id: number,
     fence: number,
     handOn?: { leaseMs: number },
-    platformIds?: string[],
+    platformIds?: readonly string[],
   ): Promise<Claim | undefined> {
     return this.fenced(id, fence, 'complete', async (db, lease) => {
       const { rows } = await db.query<{ leg: Leg; key: string }>(
