@@ -690,17 +690,17 @@ export class PostgresStore implements Store {
 
   private async transaction<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const db = await this.pool.connect();
+      const db = await this.checkout();
       try {
         await db.query('BEGIN');
         const result = await work(db);
         await db.query('COMMIT');
-        db.release();
+        this.checkin(db);
         return result;
       } catch (err) {
         let broken = !isServerError(err);
         if (!broken) await db.query('ROLLBACK').catch(() => (broken = true));
-        db.release(broken ? (err as Error) : undefined);
+        this.checkin(db, broken ? (err as Error) : undefined);
         if (isRetryable(err) && attempt < TX_ATTEMPTS) continue;
         throw err;
       }
@@ -758,7 +758,7 @@ export class PostgresStore implements Store {
 
   /** Writes once and rolls it back: a read-only database or user fails start-up, not every customer message. */
   private async probeWrite(): Promise<void> {
-    const db = await this.pool.connect();
+    const db = await this.checkout();
     try {
       await db.query('BEGIN');
       await db.query(
@@ -770,8 +770,26 @@ export class PostgresStore implements Store {
       });
     } finally {
       await db.query('ROLLBACK').catch(() => {});
-      db.release();
+      this.checkin(db);
     }
+  }
+
+  /**
+   * A connection of the pool, for a transaction. The pool minds the errors of
+   * its idle connections only: one cut between two statements of ours would
+   * emit an 'error' nobody hears (and end the process). Heard here, it fails
+   * the next statement instead.
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    const db = await this.pool.connect();
+    db.on('error', ignore);
+    return db;
+  }
+
+  /** Back to the pool; with `err`, the connection is dropped instead. */
+  private checkin(db: pg.PoolClient, err?: Error): void {
+    db.off('error', ignore);
+    db.release(err);
   }
 }
 
@@ -784,6 +802,9 @@ export class PostgresStore implements Store {
 export function openPostgresStore(url: string, opts?: PostgresStoreOptions): Promise<PostgresStore> {
   return PostgresStore.open(url, opts);
 }
+
+/** For the connection errors {@link PostgresStore.checkout} takes in (the next statement reports them). */
+function ignore(): void {}
 
 function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;

@@ -37,6 +37,20 @@ async function until(
   }
 }
 
+/** Ends the server processes of this database's connections that match `where` (SQL over pg_stat_activity). */
+async function terminate(where: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: db.url() });
+  await admin.connect();
+  try {
+    await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND ${where}`,
+      [db.name],
+    );
+  } finally {
+    await admin.end();
+  }
+}
+
 function outbox(store: PostgresStore, deliver: (item: OutboxItem) => Promise<void>, leg: Leg = 'inbound') {
   return new Outbox({
     leg,
@@ -170,6 +184,22 @@ describe('PostgresStore replicas', () => {
     expect(await s!.deliveredIds('outbound', 'ev1')).toBeUndefined();
   });
 
+  it('a connection cut between two statements of a transaction fails that call, not the process', async () => {
+    const [s] = await replicas(1);
+    // The store's own transaction runner (private): the cut must land while it holds the connection.
+    const tx = Reflect.get(s!, 'tx').bind(s) as <T>(work: (db: pg.PoolClient) => Promise<T>) => Promise<T>;
+    const call = tx(async (conn) => {
+      const { rows } = await conn.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await terminate(`pid = ${Number(rows[0]!.pid)}`);
+      // The server's goodbye arrives while no statement runs: an 'error' on the connection.
+      await new Promise((r) => setTimeout(r, 200));
+      await conn.query('SELECT 1');
+    });
+    await expect(call).rejects.toThrow();
+    await s!.setCheckpoint('still', 'works');
+    expect(await s!.getCheckpoint('still')).toBe('works');
+  });
+
   it('recovers from cut connections without being reopened, listener included', async () => {
     const [a, b] = await replicas(2);
     let woken = 0;
@@ -177,16 +207,7 @@ describe('PostgresStore replicas', () => {
     await until(() => woken >= 1, 'the listener to be up');
     await a!.setCheckpoint('k', 'before');
     // What a failover or a restart of PostgreSQL does to every connection of the replicas.
-    const admin = new pg.Client({ connectionString: db.url() });
-    await admin.connect();
-    try {
-      await admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'kitbridge'",
-        [db.name],
-      );
-    } finally {
-      await admin.end();
-    }
+    await terminate("application_name = 'kitbridge'");
     // A call may fail once on a connection that was cut; the store itself stays usable.
     await until(
       () =>
