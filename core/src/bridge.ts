@@ -31,6 +31,8 @@ import { MemoryStore } from './store/memory.js';
 import type { Store, StoreHealth } from './store/store.js';
 
 const PRUNE_INTERVAL_MS = 60 * 60_000;
+/** The checkpoint naming the connector whose store it is (connectors' own keys are `<name>:<key>`). */
+const STORE_CONNECTOR_KEY = 'kitbridge:connector';
 
 /** Options of {@link Bridge.stop}. */
 export interface StopOptions {
@@ -123,6 +125,7 @@ export class Bridge {
       if (problems.length)
         throw new Error(`Invalid ${connector.name} configuration:\n  ${problems.join('\n  ')}`);
     }
+    await this.claimStore(connector.name);
     this.addCoreRoutes();
     this.address = await this.http.listen();
     this.logger.info({ address: this.url, store: this.store.description }, 'listening');
@@ -212,6 +215,21 @@ export class Bridge {
       store,
       connector,
     };
+  }
+
+  /**
+   * One connector per store: its replicas share it, but another connector on
+   * it (a second `run` on the same database schema) would take this one's
+   * items. The first start records the connector's name; a start with another
+   * name is refused before anything is served.
+   */
+  private async claimStore(name: string): Promise<void> {
+    const holder = await this.store.getCheckpoint(STORE_CONNECTOR_KEY);
+    if (holder === undefined) await this.store.setCheckpoint(STORE_CONNECTOR_KEY, name);
+    else if (holder !== name)
+      throw new Error(
+        `the store ${this.store.description} holds the ${holder} connector's items; give the ${name} connector a store of its own`,
+      );
   }
 
   /** ctx.checkpoints: the store's, one key space per connector. */
