@@ -18,11 +18,15 @@
 //                sent, and separately how long the callback took to be answered
 //   integrity    as inbound, at the fake Telegram
 // media          RSS while a 200 MB file streams through the media proxy (bench/media-rss.js)
+// PostgreSQL rows (BENCH_PG, default the local server's `test` database; skipped when it cannot be
+// reached): one replica, and two replicas on one store taking requests in turn as behind a load
+// balancer. Their CPU is the replicas' own, summed; the database server's is not counted.
 import { fork } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { Pool } from 'undici';
 import { startKitSink, startTelegramStub } from './fakes.js';
 
@@ -38,13 +42,59 @@ const RATE_SECONDS = num('BENCH_RATE_SECONDS', 6);
 const IDLE_RUNS = num('BENCH_IDLE_RUNS', 5);
 const ROUNDS = num('BENCH_ROUNDS', 5);
 const LEG = process.env.BENCH_LEG ?? 'both'; // inbound | outbound | both
-const only = process.env.BENCH_ONLY; // bare | memory | sqlite: one system alone (for profiling)
+const only = process.env.BENCH_ONLY; // bare | memory | sqlite | pg1 | pg2: one system alone (for profiling)
+const PG_URL = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 if (!['inbound', 'outbound', 'both'].includes(LEG)) throw new Error('BENCH_LEG: inbound, outbound or both');
 
 const kit = await startKitSink();
 const tg = await startTelegramStub();
 const tmp = mkdtempSync(join(os.tmpdir(), 'kitbridge-bench-'));
 const SECRET = 'bench-webhook-secret';
+
+/** Schemas of this run (one per PostgreSQL system), dropped at the end; undefined: no PostgreSQL. */
+const pgSchemas = await pgReachable().then((ok) => (ok ? [] : undefined));
+async function pgReachable() {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    return true;
+  } catch (err) {
+    console.log(`PostgreSQL rows not run: ${PG_URL.replace(/:[^:@/]*@/, ':***@')}: ${err.message}`);
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+/** A fresh schema of the bench database, as a KITBRIDGE_STORE URL. */
+function pgStore(name) {
+  const schema = `bench_${process.pid}_${name}`;
+  pgSchemas.push(schema);
+  const u = new URL(PG_URL);
+  u.searchParams.set('schema', schema);
+  return u.href;
+}
+/** The PostgreSQL systems of a leg (none without a server): one replica, and two on one store. */
+function pgSystems(label, env, chatBase, leg) {
+  if (!pgSchemas) return [];
+  return [
+    [
+      'pg1',
+      `${label}, PostgreSQL, 1 replica`,
+      'kitbridge-sut.js',
+      { ...env, KITBRIDGE_STORE: pgStore(`${leg}1`) },
+      chatBase,
+      1,
+    ],
+    [
+      'pg2',
+      `${label}, PostgreSQL, 2 replicas`,
+      'kitbridge-sut.js',
+      { ...env, KITBRIDGE_STORE: pgStore(`${leg}2`) },
+      chatBase + 500_000,
+      2,
+    ],
+  ];
+}
 
 const baseEnv = {
   PATH: process.env.PATH,
@@ -109,6 +159,29 @@ function ask(child) {
     child.once('message', resolve);
     child.send('stats');
   });
+}
+
+/** The stats of every process of a system (replicas), CPU and SQL counts summed. */
+async function askAll(sys) {
+  const all = await Promise.all(sys.procs.map((p) => ask(p.child)));
+  const sum = (f) => all.reduce((a, x) => a + f(x), 0);
+  return {
+    cpu: { user: sum((x) => x.cpu.user), system: sum((x) => x.cpu.system) },
+    ...(all[0].sql
+      ? { sql: { statements: sum((x) => x.sql.statements), transactions: sum((x) => x.sql.transactions) } }
+      : {}),
+  };
+}
+
+/** Starts `replicas` processes of a system; `next()` hands out their pools in turn, as a load balancer. */
+async function startProcs(script, env, replicas, connections) {
+  const procs = [];
+  for (let k = 0; k < replicas; k++) {
+    const { child, port } = await startChild(script, env);
+    procs.push({ child, pool: new Pool(`http://127.0.0.1:${port}`, { connections }) });
+  }
+  let i = 0;
+  return { procs, next: () => procs[i++ % procs.length].pool };
 }
 
 let updateId = 0;
@@ -255,40 +328,39 @@ function reportSlow(name, r, start, lat) {
 // ---------------------------------------------------------------- inbound leg
 
 /** A system under test, started once and measured in every round. */
-async function startInbound(key, name, script, env, chatBase) {
-  const idle = await idleRss(script, env);
-  const { child, port } = await startChild(script, env);
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CUSTOMERS });
+async function startInbound(key, name, script, env, chatBase, replicas = 1) {
+  const idle = replicas === 1 ? await idleRss(script, env) : {};
+  const { procs, next } = await startProcs(script, env, replicas, CUSTOMERS);
   await sleepMs(500);
   // Warm-up, not measured: JIT, connections, first-seen customers (30 messages each).
   kit.reset();
   await Promise.all(
     Array.from({ length: CUSTOMERS }, async (_, c) => {
-      for (let n = 0; n < 30; n++) await post(pool, update(chatBase + 5_000 + c, 1 + n, `${c}:${n}`));
+      for (let n = 0; n < 30; n++) await post(next(), update(chatBase + 5_000 + c, 1 + n, `${c}:${n}`));
     }),
   );
   await kit.waitFor(CUSTOMERS * 30);
-  return { key, name, child, pool, chatBase, idle, rounds: [] };
+  return { key, name, procs, next, chatBase, idle, rounds: [] };
 }
 
 /** One round against one system: throughput (closed loop), then latency at a fixed rate (open loop). */
 async function inboundRound(sys, r) {
-  const { child, pool, name } = sys;
+  const { next, name } = sys;
   // Fresh customers (and so fresh message ids) every round: nothing is a duplicate.
   const chatBase = sys.chatBase + (r + 1) * 10_000;
 
   kit.reset();
   const per = Math.ceil(EVENTS / CUSTOMERS);
-  const before = await ask(child);
+  const before = await askAll(sys);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: CUSTOMERS }, async (_, c) => {
-      for (let n = 1; n <= per; n++) await post(pool, update(chatBase + c, 1 + n, `${c}:${n}`));
+      for (let n = 1; n <= per; n++) await post(next(), update(chatBase + c, 1 + n, `${c}:${n}`));
     }),
   );
   await kit.waitFor(per * CUSTOMERS);
   const seconds = (performance.now() - t0) / 1000;
-  const after = await ask(child);
+  const after = await askAll(sys);
   const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
   const check = integrity(kit.arrivals, per * CUSTOMERS);
   const sql = sqlPerEvent(before, after, per * CUSTOMERS);
@@ -300,7 +372,7 @@ async function inboundRound(sys, r) {
   const start = await openLoop(
     total,
     (i) => update(chatBase + 1000 + (i % CUSTOMERS), 100_000 + i, text(i)),
-    (body) => post(pool, body),
+    (body) => post(next(), body),
     (i, at) => sentAt.set(text(i), at),
   );
   await kit.waitFor(total);
@@ -320,15 +392,14 @@ async function inboundRound(sys, r) {
 // ---------------------------------------------------------------- outbound leg
 
 /** A system under test for the outbound leg: 1,000 customers, warmed up with two messages each. */
-async function startOutbound(key, name, script, env, chatBase) {
-  const { child, port } = await startChild(script, env);
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: OUT_CALLERS });
+async function startOutbound(key, name, script, env, chatBase, replicas = 1) {
+  const { procs, next } = await startProcs(script, env, replicas, OUT_CALLERS);
   await sleepMs(500);
   // Warm-up, not measured: JIT, connections, every customer's queue seen once (2 messages each).
   tg.reset();
-  await closedLoopOut(pool, chatBase, 2, (c, n) => `${c}:${n}`);
+  await closedLoopOut(next, chatBase, 2, (c, n) => `${c}:${n}`);
   await tg.waitFor(OUT_CUSTOMERS * 2);
-  return { key, name, child, pool, chatBase, rounds: [] };
+  return { key, name, procs, next, chatBase, rounds: [] };
 }
 
 /**
@@ -336,28 +407,28 @@ async function startOutbound(key, name, script, env, chatBase) {
  * its customers, one callback at a time (the next once the last was answered), so each
  * customer's messages leave in order.
  */
-function closedLoopOut(pool, chatBase, per, text) {
+function closedLoopOut(next, chatBase, per, text) {
   return Promise.all(
     Array.from({ length: Math.min(OUT_CALLERS, OUT_CUSTOMERS) }, async (_, k) => {
       for (let n = 1; n <= per; n++)
         for (let c = k; c < OUT_CUSTOMERS; c += OUT_CALLERS)
-          await postCallback(pool, callback(chatBase + c, text(c, n)));
+          await postCallback(next(), callback(chatBase + c, text(c, n)));
     }),
   );
 }
 
 async function outboundRound(sys, r) {
-  const { child, pool, chatBase, name } = sys;
+  const { next, chatBase, name } = sys;
   const seq = (r + 1) * 1_000_000; // fresh texts every round (event ids are fresh UUIDs)
 
   tg.reset();
   const per = Math.ceil(OUT_EVENTS / OUT_CUSTOMERS);
-  const before = await ask(child);
+  const before = await askAll(sys);
   const t0 = performance.now();
-  await closedLoopOut(pool, chatBase, per, (c, n) => `${c}:${seq + n}`);
+  await closedLoopOut(next, chatBase, per, (c, n) => `${c}:${seq + n}`);
   await tg.waitFor(per * OUT_CUSTOMERS);
   const seconds = (performance.now() - t0) / 1000;
-  const after = await ask(child);
+  const after = await askAll(sys);
   const cpuMs = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000;
   const check = integrity(tg.sent, per * OUT_CUSTOMERS);
   const sql = sqlPerEvent(before, after, per * OUT_CUSTOMERS);
@@ -370,7 +441,7 @@ async function outboundRound(sys, r) {
   const start = await openLoop(
     total,
     (i) => callback(chatBase + (i % OUT_CUSTOMERS), text(i)),
-    (cb) => postCallback(pool, cb),
+    (cb) => postCallback(next(), cb),
     (i, at) => sentAt.set(text(i), at),
     (_i, ms) => answerMs.push(ms),
   );
@@ -397,9 +468,11 @@ async function outboundRound(sys, r) {
 // ---------------------------------------------------------------- both
 
 async function stopSystem(sys) {
-  await sys.pool.close();
-  sys.child.send('exit');
-  await new Promise((r) => sys.child.once('exit', r));
+  for (const { child, pool } of sys.procs) {
+    await pool.close();
+    child.send('exit');
+    await new Promise((r) => child.once('exit', r));
+  }
 }
 
 /** Medians over the rounds (ranges for the headline figures); integrity summed. */
@@ -479,6 +552,7 @@ if (LEG !== 'outbound') {
       3_000_000,
     ],
     ...abSystem('kitbridge at BENCH_AB, SQLite', { KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench-ab.db')}` }),
+    ...pgSystems('kitbridge', baseEnv, 4_000_000, 'in'),
   ].filter(([key]) => !only || only.split(',').includes(key));
   const results = await runLeg(systems, startInbound, inboundRound);
 
@@ -487,7 +561,7 @@ if (LEG !== 'outbound') {
   );
   for (const r of results) {
     console.log(
-      `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(`${r.cpuMsPer1000.toFixed(0)} (${span(r.cpuRange)})`, 16)}${pad(r.p50.toFixed(2), 8)}${pad(`${r.p99.toFixed(2)} (${span(r.p99Range, 1)})`, 18)}${pad(`${r.idleRssMb.toFixed(0)} MB (${span(r.idleRssRange)})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
+      `${pad(r.name, 34)}${pad(r.eventsPerSec.toFixed(0), 10)}${pad(`${r.cpuMsPer1000.toFixed(0)} (${span(r.cpuRange)})`, 16)}${pad(r.p50.toFixed(2), 8)}${pad(`${r.p99.toFixed(2)} (${span(r.p99Range, 1)})`, 18)}${pad(r.idleRssMb === undefined ? '-' : `${r.idleRssMb.toFixed(0)} MB (${span(r.idleRssRange)})`, 18)}${r.lost}/${r.dupes}/${r.reordered}`,
     );
   }
   console.log(
@@ -522,6 +596,7 @@ if (LEG !== 'inbound') {
       KITBRIDGE_STORE: `sqlite:${join(tmp, 'bench-out-ab.db')}`,
       TELEGRAM_MAX_PER_SECOND: '0',
     }),
+    ...pgSystems('kitbridge, unpaced', { ...baseEnv, TELEGRAM_MAX_PER_SECOND: '0' }, 4_000_000, 'out'),
   ].filter(([key]) => !only || only.split(',').includes(key));
   const results = await runLeg(systems, startOutbound, outboundRound);
 
@@ -562,3 +637,9 @@ if (!only && LEG === 'both')
 await kit.close();
 await tg.close();
 rmSync(tmp, { recursive: true, force: true });
+if (pgSchemas?.length) {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  for (const schema of pgSchemas) await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await c.end();
+}

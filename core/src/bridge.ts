@@ -28,9 +28,11 @@ import { createMetricsRoute, Metrics } from './metrics.js';
 import type { Relay } from './relay/relay.js';
 import { backoffDelay, sleep } from './retry.js';
 import { MemoryStore } from './store/memory.js';
-import type { Store } from './store/store.js';
+import type { Store, StoreHealth } from './store/store.js';
 
 const PRUNE_INTERVAL_MS = 60 * 60_000;
+/** The checkpoint naming the connector whose store it is (connectors' own keys are `<name>:<key>`). */
+const STORE_CONNECTOR_KEY = 'kitbridge:connector';
 
 /** Options of {@link Bridge.stop}. */
 export interface StopOptions {
@@ -82,6 +84,7 @@ export class Bridge {
     this.jobs = new SingletonJobs({
       store: this.store,
       owner: `${hostname()}:${process.pid}`,
+      ...(options.config.outbox?.leaseMs ? { leaseMs: options.config.outbox.leaseMs } : {}),
       logger: this.logger.child({ part: 'jobs' }),
     });
     const store = this.store;
@@ -122,6 +125,7 @@ export class Bridge {
       if (problems.length)
         throw new Error(`Invalid ${connector.name} configuration:\n  ${problems.join('\n  ')}`);
     }
+    await this.claimStore(connector.name);
     this.addCoreRoutes();
     this.address = await this.http.listen();
     this.logger.info({ address: this.url, store: this.store.description }, 'listening');
@@ -191,17 +195,41 @@ export class Bridge {
   }
 
   /**
-   * Ready: Kit accepted our credentials once, the connector is connected or on
+   * Ready: Kit accepted our credentials once, the store answers, the connector is connected or on
    * standby (another replica holds its singleton job), and the bridge is not stopping. Kit outages later do not unready: the outbox absorbs them.
    */
-  ready(): { ready: boolean; stopping: boolean; kit: boolean; connector: ConnectionStatus } {
+  ready(): {
+    ready: boolean;
+    stopping: boolean;
+    kit: boolean;
+    store: StoreHealth;
+    connector: ConnectionStatus;
+  } {
     const connector = this.options.connector.status();
+    // A store outage unreadies: intake answers 503 meanwhile, and /readyz says so.
+    const store = this.store.health?.() ?? { ok: true };
     return {
-      ready: !this.stopRequested && this.kitReady && isReadyState(connector.state),
+      ready: !this.stopRequested && this.kitReady && store.ok && isReadyState(connector.state),
       stopping: this.stopRequested,
       kit: this.kitReady,
+      store,
       connector,
     };
+  }
+
+  /**
+   * One connector per store: its replicas share it, but another connector on
+   * it (a second `run` on the same database schema) would take this one's
+   * items. The first start records the connector's name; a start with another
+   * name is refused before anything is served.
+   */
+  private async claimStore(name: string): Promise<void> {
+    const holder = await this.store.getCheckpoint(STORE_CONNECTOR_KEY);
+    if (holder === undefined) await this.store.setCheckpoint(STORE_CONNECTOR_KEY, name);
+    else if (holder !== name)
+      throw new Error(
+        `the store ${this.store.description} holds the ${holder} connector's items; give the ${name} connector a store of its own`,
+      );
   }
 
   /** ctx.checkpoints: the store's, one key space per connector. */

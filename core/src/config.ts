@@ -63,6 +63,13 @@ export interface OutboxSettings {
    * as a transient failure, retried with backoff like any other.
    */
   deliveryTimeoutMs: number;
+  /**
+   * KITBRIDGE_LEASE: how long a replica's hold on a client (and on a singleton
+   * job, such as Telegram polling) outlives the replica: a killed replica's
+   * work moves to another one after at most this long. Renewed every third of
+   * it. Default: the Outbox's for clients (30 s), SingletonJobs' for jobs (15 s).
+   */
+  leaseMs?: number;
 }
 
 export const OUTBOX_DEFAULTS: OutboxSettings = {
@@ -189,6 +196,12 @@ export const coreEnvSchema = z.object({
     .refine((ms) => ms >= 1_000, { message: 'expected at least 1s' })
     .default(OUTBOX_DEFAULTS.deliveryTimeoutMs)
     .describe('Deadline of one delivery attempt; a timed-out attempt is retried'),
+  KITBRIDGE_LEASE: duration
+    .refine((ms) => ms >= 1_000 && ms <= 5 * 60_000, { message: 'expected between 1s and 5m' })
+    .optional()
+    .describe(
+      'Replicas sharing a store: how long a dead replica keeps its clients and jobs (Telegram polling) before another takes them over',
+    ),
   KITBRIDGE_DRAIN: duration
     .refine((ms) => ms <= 5 * 60_000, { message: 'expected at most 5m' })
     .default(DEFAULT_DRAIN_MS)
@@ -269,6 +282,7 @@ export function coreConfigFromEnv(env: CoreEnv): CoreConfig {
       maxAttempts: env.KITBRIDGE_OUTBOX_MAX_ATTEMPTS,
       maxAgeMs: env.KITBRIDGE_OUTBOX_MAX_AGE,
       deliveryTimeoutMs: env.KITBRIDGE_DELIVERY_TIMEOUT,
+      ...(env.KITBRIDGE_LEASE !== undefined ? { leaseMs: env.KITBRIDGE_LEASE } : {}),
     },
   };
 }

@@ -22,7 +22,8 @@
  * Round trips: an item enqueued while a slot is free is claimed in the same
  * store write and started at once; a completion hands the lease on to the
  * client's next item in the same write. Work other writers make (an operator's
- * revive, a dead replica's lease running out) is found by polling `nextDue`.
+ * revive, a dead replica's lease running out) is found by polling `nextDue`,
+ * and sooner when the store offers wake-ups ({@link Store.onWork}).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -159,6 +160,8 @@ export class Outbox {
   private idleWaiters: (() => void)[] = [];
   private checkingIdle = false;
   private housekeeping: NodeJS.Timeout[] = [];
+  /** Ends the subscription to the store's wake-ups, while started. */
+  private unsubscribe?: () => void;
   private snapshot: { pending: number; clients: number; oldestPendingAt?: number } = {
     pending: 0,
     clients: 0,
@@ -195,6 +198,7 @@ export class Outbox {
         }, lagLogIntervalMs),
       );
     for (const t of this.housekeeping) t.unref();
+    this.unsubscribe = this.opts.store.onWork?.(this.opts.leg, () => this.wakeUp());
     this.maybeMore = true;
     await Promise.all([this.refill(true), this.probe(), this.readBacklog()]);
   }
@@ -278,6 +282,8 @@ export class Outbox {
     this.stopped = true;
     for (const t of this.housekeeping) clearInterval(t);
     this.housekeeping = [];
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
     this.wakeAt = Number.POSITIVE_INFINITY;

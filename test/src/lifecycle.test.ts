@@ -107,6 +107,35 @@ describe('while the connector starts', () => {
 });
 
 describe('stopping', () => {
+  it("refuses to start on a store that holds another connector's items", async () => {
+    const file = join(tmp, 'one-connector.db');
+    const config = testCoreConfig({ url: kit.url, ...CREDS }, await freePort());
+    const first = await startBridge({
+      config,
+      connector: new ScriptedConnector(),
+      store: await openSqliteStore(file),
+    });
+    await first.stop({ graceMs: 0, drainMs: 0 });
+    class Other extends ScriptedConnector {
+      override readonly name = 'other';
+    }
+    const err = await startBridge({
+      config: testCoreConfig({ url: kit.url, ...CREDS }, await freePort()),
+      connector: new Other(),
+      store: await openSqliteStore(file),
+    }).catch((e: Error) => e);
+    expect((err as Error).message).toBe(
+      `the store sqlite:${file} holds the scripted connector's items; give the other connector a store of its own`,
+    );
+    // The same connector again (a restart, another replica) is welcome.
+    const again = await startBridge({
+      config,
+      connector: new ScriptedConnector(),
+      store: await openSqliteStore(file),
+    });
+    await again.stop({ graceMs: 0, drainMs: 0 });
+  });
+
   it('turns /readyz 503 first, then still serves callbacks, webhooks and media for the drain window', async () => {
     const file = join(tmp, 'drain.db');
     const port = await freePort();

@@ -86,6 +86,9 @@ export interface Claim {
   fence: number;
 }
 
+/** What {@link Store.health} reports. `reason` is for operators; it never carries credentials. */
+export type StoreHealth = { ok: true } | { ok: false; reason: string };
+
 /** Who asks for a lease, and for how long. */
 export interface LeaseRequest {
   /** The claiming worker (host, pid, leg...): for diagnostics; leases are told apart by their fence. */
@@ -238,6 +241,24 @@ export interface Store {
   renewJob(name: string, fence: number, leaseMs: number): Promise<void>;
   /** Gives a held job lease up (no-op when it is not held with `fence`). */
   releaseJob(name: string, fence: number): Promise<void>;
+
+  // -- wake-ups (optional) ----------------------------------------------------
+  /**
+   * Calls `listener` soon after another writer (a replica, an operator's
+   * revive) made work on `leg` that its own worker did not take at once, so
+   * that a worker need not wait for its next `nextDue` poll. Best effort: a
+   * missed call must cost no more than a poll's delay, so callers keep polling.
+   * Returns the unsubscribe. Must not throw, and must not call `listener`
+   * synchronously. Stores that one process owns (memory, SQLite) leave it out.
+   */
+  onWork?(leg: Leg, listener: () => void): () => void;
+
+  /**
+   * Whether the store answers now, as its last calls found it (no I/O): a
+   * store on a server reports an outage here so that `/readyz` can say why it
+   * is not ready. Must not throw. Absent: always available (an embedded store).
+   */
+  health?(): StoreHealth;
 
   // -- housekeeping -----------------------------------------------------------
   /** Removes expired dedupe keys; returns how many. */

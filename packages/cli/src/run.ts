@@ -13,7 +13,7 @@ import {
 } from '@kitbridge/core';
 import { z } from 'zod';
 import { loadPlatform } from './platforms.js';
-import { openStore, storeEnvSchema } from './store-url.js';
+import { openStore, storeEnvSchema, storeSecrets } from './store-url.js';
 
 const logEnvSchema = z.object({
   KITBRIDGE_LOG_LEVEL: z
@@ -64,7 +64,7 @@ export async function prepare(
   const config = coreConfigFromEnv(core);
   const logger = createLogger({
     level: level ?? (log.KITBRIDGE_LOG_LEVEL as LoggerOptions['level']),
-    secrets: [...coreSecrets(config), ...plugin.secrets(platform)],
+    secrets: [...coreSecrets(config), ...plugin.secrets(platform), ...storeSecrets(store.KITBRIDGE_STORE)],
   });
   let storeHandle: Store;
   try {

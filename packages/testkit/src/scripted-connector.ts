@@ -30,7 +30,7 @@ export interface Delivered {
 const MB = 1024 * 1024;
 
 export class ScriptedConnector implements ChannelConnector {
-  readonly name = 'scripted';
+  readonly name: string = 'scripted';
   mediaLimits: MediaLimits = {
     photo: { maxUploadBytes: 10 * MB },
     video: { maxUploadBytes: 50 * MB },

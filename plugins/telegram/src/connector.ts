@@ -71,6 +71,11 @@ export interface TelegramConnectorOptions {
 
 /** Thrown by start() when Telegram refuses the token. */
 const TOKEN_REJECTED = 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)';
+/**
+ * 409s in a row taken for a handover of the polling lease (the previous
+ * holder's last long poll, up to its 30 s timeout), before they are a conflict.
+ */
+const HANDOVER_WINDOW_MS = 60_000;
 
 export class TelegramConnector
   implements ChannelConnector, TypingCapable, ConfigValidating, SelfChecking, ProfileResolving
@@ -285,9 +290,11 @@ export class TelegramConnector
         connected: () => this.setStatus({ state: 'connected' }),
         failed: (reason, code) => this.setStatus({ state: 'failed', code, reason }),
         reconnecting: (reason, code) => this.setStatus({ state: 'reconnecting', code, reason }),
+        standby: (reason) => this.setStatus({ state: 'standby', code: 'conflict', reason }),
       },
       this.logger,
-      this.opts.polling,
+      // Under the polling lease a 409 is first the previous holder letting go, not a failure.
+      { handoverMs: HANDOVER_WINDOW_MS, ...this.opts.polling },
     );
     this.poller = poller;
     await poller.start();

@@ -19,6 +19,15 @@ export interface PollingOptions {
   backoff?: BackoffOptions;
   /** Wait before trying again after a 409 (another consumer) or a 401. Default 30 s. */
   blockedRetryMs?: number;
+  /**
+   * Polling under a lease shared by replicas: for this long after the first
+   * 409 in a row, it is taken for a handover (another replica took the lease
+   * over and its getUpdates ended ours) and reported as standby, not failed;
+   * the wait before the next try is blockedRetryMs all the same, in which this
+   * replica learns that its lease is gone. A 409 that outlasts the window is a
+   * conflict. Default 0: every 409 is a conflict.
+   */
+  handoverMs?: number;
 }
 
 export interface PollerEvents {
@@ -28,6 +37,8 @@ export interface PollerEvents {
   failed(reason: string, code: StatusCode): void;
   /** A transient error; polling goes on. */
   reconnecting(reason: string, code: StatusCode): void;
+  /** A 409 within the handover window: another poller is letting go. */
+  standby(reason: string): void;
 }
 
 export const ALLOWED_UPDATES = ['message', 'edited_message'] as const;
@@ -39,6 +50,8 @@ export class Poller {
   private handled = false;
   /** The failure reason last logged at error level, so a retry every 30 s does not flood the log. */
   private blockedReason?: string;
+  /** When the 409s in a row began (for the handover window). */
+  private conflictSince?: number;
 
   constructor(
     private readonly api: Api,
@@ -103,6 +116,7 @@ export class Poller {
       failures = 0;
       quick = false;
       this.blockedReason = undefined;
+      this.conflictSince = undefined;
       this.events.connected();
       for (const update of updates) {
         try {
@@ -134,6 +148,14 @@ export class Poller {
         : code === 401
           ? 'Telegram rejected TELEGRAM_BOT_TOKEN (revoked or wrong)'
           : undefined;
+    if (code === 409 && this.opts.handoverMs) {
+      this.conflictSince ??= Date.now();
+      if (Date.now() - this.conflictSince < this.opts.handoverMs) {
+        this.events.standby('another replica polls Telegram now (a handover of the polling lease?)');
+        this.logger.info({ retryInMs: blockedMs }, 'getUpdates answered 409, taken for a handover; retrying');
+        return blockedMs;
+      }
+    }
     if (blocked) {
       this.events.failed(blocked, code === 409 ? 'conflict' : 'bad_credentials');
       const level = this.blockedReason === blocked ? 'debug' : 'error';

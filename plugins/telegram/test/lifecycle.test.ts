@@ -140,10 +140,16 @@ describe('TelegramConnector, start-up failures', () => {
     });
   });
 
+  /** Without the handover window: every 409 is another consumer at once. */
+  const noHandover = () =>
+    testConnector(tg, {
+      polling: { timeoutSeconds: 2, backoff: { baseMs: 20, maxMs: 100 }, blockedRetryMs: 100, handoverMs: 0 },
+    });
+
   it('409 (another consumer) means failed, without a crash; polling resumes when it clears', async () => {
     tg.conflict = true;
     const tc = new TestContext();
-    conn = testConnector(tg);
+    conn = noHandover();
     await conn.start(tc.ctx);
     expect(conn.status()).toEqual({
       state: 'failed',
@@ -160,13 +166,40 @@ describe('TelegramConnector, start-up failures', () => {
 
   it('409 during polling (a second poller appears) also reports failed', async () => {
     const tc = new TestContext();
-    conn = testConnector(tg);
+    conn = noHandover();
     await conn.start(tc.ctx);
     expect(tc.state).toBe('connected');
     tg.conflict = true;
     tg.textFrom(alice, 'wake the long poll'); // answered; the next getUpdates gets 409
     await tc.until(() => tc.state === 'failed');
     expect(tc.statuses.at(-1)!.reason).toMatch(/another consumer/);
+  });
+
+  it('409 within the handover window is standby (another replica took polling over); past it, failed', async () => {
+    const tc = new TestContext();
+    conn = testConnector(tg, {
+      polling: {
+        timeoutSeconds: 2,
+        backoff: { baseMs: 20, maxMs: 100 },
+        blockedRetryMs: 50,
+        handoverMs: 400,
+      },
+    });
+    await conn.start(tc.ctx);
+    expect(tc.state).toBe('connected');
+    tg.conflict = true;
+    tg.textFrom(alice, 'wake the long poll');
+    await tc.until(() => tc.state === 'standby');
+    expect(tc.statuses.at(-1)).toMatchObject({ state: 'standby', code: 'conflict' });
+    expect(tc.statuses.some((s) => s.state === 'failed')).toBe(false);
+    // Still 409 after the window: no handover takes that long, it is another consumer.
+    await tc.until(() => tc.state === 'failed');
+    expect(tc.statuses.at(-1)).toMatchObject({
+      code: 'conflict',
+      reason: expect.stringMatching(/another consumer/),
+    });
+    tg.conflict = false;
+    await tc.until(() => tc.state === 'connected');
   });
 
   it('an unreachable Telegram at start: start resolves, status reconnecting, then connects', async () => {
