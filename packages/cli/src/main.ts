@@ -1,29 +1,49 @@
 /** The `kitbridge` command. */
 
 import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
 import { ConfigError } from '@kitbridge/core';
 import { check } from './check.js';
+import { COMMAND_HELP, HELP } from './help.js';
 import { outboxCommand } from './outbox.js';
-import { PLATFORM_NAMES } from './platforms.js';
 import { run, stopOnSignals } from './run.js';
 
-const HELP = `kitbridge — connect chat platforms to Voximplant Kit's custom channel
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  dead: { type: 'boolean' },
+} as const;
 
-Usage:
-  kitbridge run <platform>      start a connector (${PLATFORM_NAMES.join(', ')}); configured by environment variables
-  kitbridge check <platform>    validate the configuration, log in to Kit, check the platform token; start nothing
-  kitbridge demo [platform]     an offline demo: fake Kit + fake Telegram (or discord, slack) + the real connector
-  kitbridge outbox [status]     pending and dead items per leg
-  kitbridge outbox list [--dead]
-  kitbridge outbox retry <id|--dead>
-  kitbridge outbox drop <id>
-  kitbridge --version
-
-Configuration: see the README's table (KIT_*, KITBRIDGE_*, TELEGRAM_*, DISCORD_*, SLACK_*).`;
+const DEMOS = ['telegram', 'discord', 'slack'];
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [cmd, ...rest] = argv;
   const print = (s: string) => process.stdout.write(`${s}\n`);
+  const fail = (s: string, code = 1) => {
+    process.stderr.write(`kitbridge: ${s}\n`);
+    return code;
+  };
+  let values: { help?: boolean; version?: boolean; dead?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true }));
+  } catch (err) {
+    return fail(`${(err as Error).message}\n\n${HELP}`);
+  }
+  const [cmd, ...rest] = positionals;
+  const usage = (s: string) => fail(`${s}\n\n${(cmd && COMMAND_HELP[cmd]) || HELP}`);
+
+  if (values.version) {
+    print(createRequire(import.meta.url)('../package.json').version);
+    return 0;
+  }
+  if (cmd === 'help' || values.help) {
+    const topic = cmd === 'help' ? rest[0] : cmd;
+    if (topic !== undefined && !COMMAND_HELP[topic]) return fail(`unknown command "${topic}"\n\n${HELP}`);
+    print(topic ? COMMAND_HELP[topic]! : HELP);
+    return 0;
+  }
+  if (values.dead && cmd !== 'outbox') return usage('--dead belongs to kitbridge outbox list and retry');
+  if (cmd !== 'outbox' && rest.length > 1) return usage(`unexpected argument "${rest[1]}"`);
   try {
     switch (cmd) {
       case 'run': {
@@ -33,39 +53,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'check':
         return await check(rest[0], env, print);
       case 'demo': {
-        if (rest[0] === 'discord') {
-          const { demoDiscord } = await import('./demo-discord.js');
-          return demoDiscord(print);
-        }
-        if (rest[0] === 'slack') {
-          const { demoSlack } = await import('./demo-slack.js');
-          return demoSlack(print);
-        }
-        if (rest[0] !== undefined && rest[0] !== 'telegram') {
-          process.stderr.write(`no demo for "${rest[0]}"; choose telegram (the default), discord or slack\n`);
-          return 1;
+        const platform = rest[0] ?? 'telegram';
+        if (!DEMOS.includes(platform)) {
+          return fail(`no demo for "${platform}"; choose telegram (the default), discord or slack`);
         }
         const { demo } = await import('./demo.js');
-        return demo(print);
+        return demo(platform, print);
       }
       case 'outbox':
-        return await outboxCommand(rest, env, print);
-      case '--version':
-      case '-v':
-        print(createRequire(import.meta.url)('../package.json').version);
-        return 0;
+        return await outboxCommand(values.dead ? [...rest, '--dead'] : rest, env, print);
       case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
         print(HELP);
-        return cmd === undefined ? 1 : 0;
-      default:
-        process.stderr.write(`unknown command "${cmd}"\n\n${HELP}\n`);
         return 1;
+      default:
+        return fail(`unknown command "${cmd}"\n\n${HELP}`);
     }
   } catch (err) {
-    process.stderr.write(`kitbridge: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
-    return err instanceof ConfigError ? 2 : 1;
+    return fail((err as Error).message, err instanceof ConfigError ? 2 : 1);
   }
 }
