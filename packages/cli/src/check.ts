@@ -8,6 +8,7 @@ import {
   isSelfChecking,
   KIT_LOGIN_HINT,
   KitAuthError,
+  KitUnavailableError,
   kitClientFor,
 } from '@kitbridge/core';
 import { prepare } from './run.js';
@@ -46,6 +47,12 @@ export async function check(
       } catch (err) {
         if (err instanceof KitAuthError) {
           throw new Error(`${err.message}; ${KIT_LOGIN_HINT}`);
+        }
+        if (err instanceof KitUnavailableError) {
+          // The URL without its query: the login's query carries the API token.
+          throw new Error(
+            `${err.message}; tried ${config.kit.baseUrl}/api/v3/botService/login (KIT_IM_URL, or KIT_REGION when it is unset)`,
+          );
         }
         throw err;
       } finally {

@@ -6,6 +6,7 @@
  *   kitbridge outbox drop <id>
  * A running connector picks up retried and dropped items within 30 s.
  */
+import { existsSync } from 'node:fs';
 import { type OutboxItem, parseEnv } from '@kitbridge/core';
 import { openStore, storeEnvSchema } from './store-url.js';
 
@@ -15,6 +16,7 @@ export async function outboxCommand(
   print: (s: string) => void,
 ): Promise<number> {
   const { KITBRIDGE_STORE } = parseEnv(storeEnvSchema, env);
+  inspectable(KITBRIDGE_STORE);
   const store = await openStore(KITBRIDGE_STORE);
   try {
     const [verb = 'status', arg] = args;
@@ -53,6 +55,24 @@ export async function outboxCommand(
     );
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * An operator inspects a store that exists: opening a mistyped SQLite path would
+ * create an empty database and report no backlog.
+ */
+function inspectable(url: string): void {
+  if (url === 'memory:') {
+    throw new Error(
+      'KITBRIDGE_STORE is memory:, which lives inside the running process and ends with it: there is nothing to inspect from here. Point KITBRIDGE_STORE at the store the connector uses (sqlite:PATH)',
+    );
+  }
+  const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
+  if (path !== undefined && !existsSync(path)) {
+    throw new Error(
+      `KITBRIDGE_STORE: there is no store at ${path} (nothing was created); give the path the connector runs with (relative paths are from ${process.cwd()})`,
+    );
   }
 }
 

@@ -87,9 +87,29 @@ export async function run(
   const { config, logger, store, connector, platform } = await prepare(platformName, env, undefined, {
     exclusive: true,
   });
-  const bridge = await startBridge({ config, connector, store, logger });
+  const bridge = await startBridge({ config, connector, store, logger }).catch((err: unknown) => {
+    throw listenError(err, config);
+  });
   logger.info({ platform, url: config.publicUrl }, 'kitbridge running');
   return bridge;
+}
+
+/** A server that cannot listen names the variables that chose the address. */
+function listenError(err: unknown, { http: { host, port } }: CoreConfig): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE')
+    return new ConfigError(
+      `KITBRIDGE_PORT: port ${port} on ${host} is already in use (another kitbridge, or another program); stop that one or set KITBRIDGE_PORT to a free port`,
+    );
+  if (code === 'EACCES')
+    return new ConfigError(
+      `KITBRIDGE_PORT: not allowed to listen on port ${port} (ports below 1024 need privileges); use a port such as 8080 behind the proxy`,
+    );
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    return new ConfigError(
+      `KITBRIDGE_HOST: ${host} is not an address of this machine (0.0.0.0 listens on all)`,
+    );
+  return err;
 }
 
 /**
