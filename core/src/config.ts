@@ -3,6 +3,7 @@
  * with zod before anything starts. A bad value fails with a message that names
  * the variable and says what is wrong, never echoing a secret.
  */
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { z } from 'zod';
 import { DEFAULT_MEDIA_TTL_MS, KIT_REGIONS, type KitRegion, kitBaseUrl } from './kit/decisions.js';
 
@@ -228,23 +229,30 @@ export class ConfigError extends Error {
 }
 
 /**
- * Validates `env` against a zod object keyed by variable names. Empty strings
- * count as unset. Throws ConfigError listing every bad variable by name.
+ * Validates `env` against a schema of an object keyed by variable names: a zod
+ * object, or any Standard Schema (see `ConnectorPlugin.env`). Empty strings
+ * count as unset. Throws ConfigError listing every bad variable by name; must not
+ * put a variable's value in the message.
  */
-export function parseEnv<S extends z.ZodType>(
+export function parseEnv<S extends StandardSchemaV1>(
   schema: S,
   env: Record<string, string | undefined>,
-): z.output<S> {
+): StandardSchemaV1.InferOutput<S> {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') clean[k] = v;
-  const r = schema.safeParse(clean);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => {
-    const name = String(i.path[0] ?? '(config)');
+  const r = schema['~standard'].validate(clean);
+  if (r instanceof Promise) throw new TypeError('an environment schema must validate synchronously');
+  if (!r.issues) return r.value as StandardSchemaV1.InferOutput<S>;
+  const lines = r.issues.map((i) => {
+    const key = i.path?.[0];
+    const name = String((typeof key === 'object' ? key.key : key) ?? '(config)');
     // Plugins may write "TELEGRAM_X is required: ..."; the line names the variable once.
     const text = i.message.startsWith(name) ? i.message.slice(name.length).replace(/^:?\s*/, '') : i.message;
-    const generic = /^Invalid input: expected \w+, received undefined$/.test(text);
-    const unset = i.code === 'invalid_type' && clean[name] === undefined;
+    const generic = /^(Invalid input: )?expected \w+, received undefined$|^Required$/.test(text);
+    // zod says why (`code`): only its "missing" is "not set"; other libraries give no code.
+    const code = (i as { code?: unknown }).code;
+    const unset =
+      key !== undefined && clean[name] === undefined && (code ?? 'invalid_type') === 'invalid_type';
     const msg = unset ? `is not set${generic ? '' : ` (${text})`}` : text;
     return `  ${name}: ${msg.replace(/^Invalid input: /, '')}`;
   });

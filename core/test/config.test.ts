@@ -134,3 +134,29 @@ describe('core configuration', () => {
     expect(msg).not.toContain('tiny-secret-9');
   });
 });
+
+describe('parseEnv with any Standard Schema (a plugin need not share core zod)', () => {
+  // Hand-written, as valibot, arktype or another zod would present themselves.
+  const schema = {
+    '~standard': {
+      version: 1 as const,
+      vendor: 'hand-written',
+      validate: (v: unknown) => {
+        const env = v as Record<string, string>;
+        return env.MY_TOKEN
+          ? { value: { token: env.MY_TOKEN } }
+          : { issues: [{ message: 'the bot token', path: ['MY_TOKEN'] }] };
+      },
+    },
+  };
+
+  it('returns the output, and names an unset variable', () => {
+    expect(parseEnv(schema, { MY_TOKEN: 't' })).toEqual({ token: 't' });
+    expect(() => parseEnv(schema, { MY_TOKEN: '' })).toThrow(/^ {2}MY_TOKEN: is not set \(the bot token\)$/m);
+  });
+
+  it('refuses an asynchronous schema', () => {
+    const slow = { '~standard': { ...schema['~standard'], validate: async () => ({ value: {} }) } };
+    expect(() => parseEnv(slow, {})).toThrow('must validate synchronously');
+  });
+});

@@ -11,6 +11,7 @@ import {
   parseEnv,
   startBridge,
 } from '@kitbridge/core';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { z } from 'zod';
 import { loadPlatform } from './platforms.js';
 import { openStore, storeEnvSchema, storeSecrets } from './store-url.js';
@@ -25,7 +26,7 @@ const logEnvSchema = z.object({
 /** Parses every schema and reports all bad variables at once. */
 function parseAll<T extends unknown[]>(
   env: NodeJS.ProcessEnv,
-  ...schemas: { [K in keyof T]: z.ZodType<T[K]> }
+  ...schemas: { [K in keyof T]: StandardSchemaV1<unknown, T[K]> }
 ): T {
   const problems: string[] = [];
   const out = schemas.map((s) => {

@@ -5,7 +5,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '@kitbridge/store-sqlite';
 import { FakeKit, FakeTelegram, fakeBotToken, freePort } from '@kitbridge/testkit';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const bin = new URL('../bin/kitbridge.js', import.meta.url).pathname;
 const tmp = mkdtempSync(join(os.tmpdir(), 'kitbridge-cli-'));
@@ -210,6 +210,11 @@ describe('kitbridge run: one process per store', () => {
 });
 
 describe('kitbridge outbox', () => {
+  // outbox inspects stores that exist (it creates none): make the empty one.
+  beforeAll(async () => {
+    await SqliteStore.open(join(tmp, 'ops.db'), { checkpointIntervalMs: 0 }).close();
+  });
+
   it('prints counts for an empty store', () => {
     const r = kitbridge(['outbox'], { KITBRIDGE_STORE: `sqlite:${join(tmp, 'ops.db')}` });
     expect(r.code).toBe(0);
