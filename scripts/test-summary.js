@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Adds up the JSON reports each package's vitest run leaves in .vitest-result.json and
 // prints one closing line, "N passed, N failed", for the whole repository.
-// With --clean, removes old reports first so a stale one is never counted.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// With --clean, removes old reports first so a stale one is never counted. The line names the
+// Node version; with KITBRIDGE_TEST_SUMMARY set (CI) it is appended to that file too.
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -33,5 +34,10 @@ for (const r of reports) {
   if (j.success === false && !j.numFailedTests) failed += 1;
   skipped += (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0);
 }
-console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+// turbo's own exit code (--turbo-exit=$?): a package that failed before vitest reported fails the run.
+const turboExit = Number(process.argv.find((a) => a.startsWith('--turbo-exit='))?.split('=')[1] ?? 0);
+if (turboExit !== 0 && failed === 0) failed = 1;
+const summary = `Node ${process.version}: ${passed} passed, ${failed} failed, ${skipped} skipped${turboExit ? ` (turbo exited ${turboExit})` : ''}`;
+console.log(`\n${summary}`);
+if (process.env.KITBRIDGE_TEST_SUMMARY) appendFileSync(process.env.KITBRIDGE_TEST_SUMMARY, `${summary}\n`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
