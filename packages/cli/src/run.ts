@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { loadPlatform } from './platforms.js';
 import { openStore, storeEnvSchema, storeSecrets } from './store-url.js';
 
-const logEnvSchema = z.object({
+export const logEnvSchema = z.object({
   KITBRIDGE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
