@@ -65,7 +65,7 @@ export async function outboxCommand(
 function inspectable(url: string): void {
   if (url === 'memory:') {
     throw new Error(
-      'KITBRIDGE_STORE is memory:, which lives inside the running process and ends with it: there is nothing to inspect from here. Point KITBRIDGE_STORE at the store the connector uses (sqlite:PATH)',
+      'KITBRIDGE_STORE is memory:, which lives inside the running process and ends with it: there is nothing to inspect from here. Point KITBRIDGE_STORE at the store the connector uses (sqlite:PATH or postgres://...)',
     );
   }
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
