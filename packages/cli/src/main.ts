@@ -46,10 +46,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (cmd !== 'outbox' && rest.length > 1) return usage(`unexpected argument "${rest[1]}"`);
   try {
     switch (cmd) {
-      case 'run': {
-        const bridge = await run(rest[0], env);
-        return stopOnSignals(bridge);
-      }
+      case 'run':
+        // The handlers go in before start-up, so an early SIGTERM drains too.
+        return await stopOnSignals(run(rest[0], env));
       case 'check':
         return await check(rest[0], env, print);
       case 'demo': {

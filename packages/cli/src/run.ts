@@ -115,20 +115,33 @@ function listenError(err: unknown, { http: { host, port } }: CoreConfig): unknow
 
 /**
  * Stops on SIGTERM/SIGINT ({@link Bridge.stop}): not ready at once, callbacks and webhooks still
- * served for KITBRIDGE_DRAIN, then intake stops, in-flight work drained (bounded), exit 0.
+ * served for KITBRIDGE_DRAIN, then intake stops, in-flight work drained (bounded), exit 0. Give it
+ * the bridge while it is still starting: a signal that comes during start-up (a process manager
+ * stopping it at once) must not end the process undrained; it stops as soon as start-up is done.
+ * Rejects with start-up's error, when start-up fails.
  */
-export function stopOnSignals(bridge: Bridge): Promise<number> {
-  return new Promise((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => {
+export function stopOnSignals(bridge: Bridge | Promise<Bridge>): Promise<number> {
+  const starting = Promise.resolve(bridge);
+  return new Promise((resolve, reject) => {
+    const off = () => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+      off();
       process.stderr.write(`kitbridge: ${sig}, draining\n`);
-      bridge.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
+      starting
+        .then((b) => b.stop())
+        .then(
+          () => resolve(0),
+          () => resolve(1),
+        );
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    starting.catch((err: unknown) => {
+      off();
+      reject(err);
+    });
   });
 }

@@ -112,3 +112,50 @@ describe('SIGTERM to the documented production command', () => {
     }
   });
 });
+
+describe('SIGTERM during start-up', () => {
+  it('is not lost: start-up finishes, then it drains and exits 0', async () => {
+    const kit = new FakeKit(CREDS);
+    await kit.start();
+    // Kit answers the login slowly: the signal lands while the process is still starting.
+    kit.latencyMs = 1_500;
+    const token = fakeBotToken();
+    const tg = new FakeTelegram({ token });
+    await tg.start();
+    const port = await freePort();
+    let out = '';
+    const child = spawn(process.execPath, [join(root, 'packages/cli/bin/kitbridge.js'), 'run', 'telegram'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        KIT_IM_URL: kit.url,
+        KIT_ACCOUNT: CREDS.account,
+        KIT_API_TOKEN: CREDS.apiToken,
+        KIT_CHANNEL_UUID: CREDS.channelUuid,
+        KIT_CHANNEL_SALT: CREDS.salt,
+        KITBRIDGE_HOST: '127.0.0.1',
+        KITBRIDGE_PORT: String(port),
+        KITBRIDGE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        KITBRIDGE_MEDIA_SECRET: 'stop-media-SECRET-0123456789abcdef0123',
+        KITBRIDGE_STORE: 'memory:',
+        KITBRIDGE_DRAIN: '50ms',
+        TELEGRAM_BOT_TOKEN: token,
+        TELEGRAM_API_ROOT: tg.apiRoot,
+      },
+    });
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await until('listening', () => out.includes('"msg":"listening"') || undefined);
+      expect(out).not.toContain('kitbridge running');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toContain('kitbridge: SIGTERM, draining');
+      expect(out).toContain('"msg":"stopped"');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await tg.close();
+      await kit.close();
+    }
+  });
+});
