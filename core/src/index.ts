@@ -32,4 +32,5 @@ export * from './store/leases.js';
 export * from './store/local-jobs.js';
 export * from './store/memory.js';
 export * from './store/store.js';
+export * from './text/age.js';
 export * from './text/split.js';

@@ -4,6 +4,7 @@
  * excerpts come from customers, platforms and Kit. Nothing here is inline
  * script or style (the CSP forbids both); the JS and CSS are served as files.
  */
+import { formatAge } from '../text/age.js';
 import type { AdminView, DeadLetter } from './view.js';
 
 /** Markup that is already safe; only {@link html} makes it. */
@@ -38,14 +39,6 @@ function part(v: unknown): string {
   if (Array.isArray(v)) return v.map(part).join('');
   if (v === undefined || v === null || v === false) return '';
   return escapeHtml(String(v));
-}
-
-/** "42s", "15m", "3.5h": how long ago, as the CLI prints it. */
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  return `${(s / 3600).toFixed(1)}h`;
 }
 
 function layout(title: string, body: Html, assets: boolean): string {

@@ -7,7 +7,7 @@
  * A running connector picks up retried and dropped items within 30 s.
  */
 import { existsSync } from 'node:fs';
-import { type OutboxItem, parseEnv } from '@kitbridge/core';
+import { formatAge, type OutboxItem, parseEnv } from '@kitbridge/core';
 import { openStore, storeEnvSchema } from './store-url.js';
 
 export async function outboxCommand(
@@ -85,11 +85,4 @@ function parseId(v: string | undefined): number {
 function line(i: OutboxItem): string {
   const err = i.lastError ? `  last error: ${i.lastError}` : '';
   return `#${i.id} ${i.leg} ${i.state} client=${i.clientId} key=${i.key} attempts=${i.attempts} age=${formatAge(Date.now() - i.createdAt)}${err}`;
-}
-
-export function formatAge(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  return `${(s / 3600).toFixed(1)}h`;
 }
